@@ -1,0 +1,75 @@
+"""What ffprobe says about a media file: durations, frame counts, streams.
+
+Used to check recorded lines at validation time and to verify rendered clips frame-exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ProbeError(RuntimeError):
+    """ffprobe could not read a file (missing tool, unreadable or not a media file)."""
+
+
+def _ffprobe() -> str:
+    tool = shutil.which("ffprobe")
+    if tool is None:
+        raise ProbeError("ffprobe not found; install ffmpeg (apt-get install ffmpeg)")
+    return tool
+
+
+def probe(path: Path, *extra: str) -> dict:
+    """Raw ffprobe JSON (format + streams) for `path`."""
+    command = [_ffprobe(), "-v", "error", "-of", "json", "-show_format", "-show_streams", *extra, str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "unknown error"
+        raise ProbeError(f"{path}: not a readable media file ({reason})")
+    return json.loads(result.stdout)
+
+
+def media_duration(path: Path) -> float:
+    """Duration in seconds of an audio or video file."""
+    info = probe(path)
+    duration = info.get("format", {}).get("duration")
+    if duration is None:
+        raise ProbeError(f"{path}: ffprobe reports no duration")
+    return float(duration)
+
+
+@dataclass(frozen=True)
+class VideoFacts:
+    """Frame-exact facts about a rendered clip."""
+
+    frames: int
+    fps: float
+    width: int
+    height: int
+    video_seconds: float
+    audio_seconds: float | None
+    audio_rate: int | None
+
+
+def video_facts(path: Path) -> VideoFacts:
+    """Count frames exactly (decoding packets) and read stream durations."""
+    info = probe(path, "-count_packets")
+    video = next((s for s in info["streams"] if s["codec_type"] == "video"), None)
+    if video is None:
+        raise ProbeError(f"{path}: no video stream")
+    audio = next((s for s in info["streams"] if s["codec_type"] == "audio"), None)
+    num, den = (int(x) for x in video["r_frame_rate"].split("/"))
+    frames = int(video["nb_read_packets"])
+    return VideoFacts(
+        frames=frames,
+        fps=num / den,
+        width=int(video["width"]),
+        height=int(video["height"]),
+        video_seconds=float(video.get("duration", frames * den / num)),
+        audio_seconds=float(audio["duration"]) if audio and "duration" in audio else None,
+        audio_rate=int(audio["sample_rate"]) if audio else None,
+    )

@@ -1,0 +1,265 @@
+"""Cross-field rules of a screenplay: what the schema alone cannot see.
+
+Each check reports every problem it finds (not just the first), pinned to where the author wrote it. These are
+the mistakes that would otherwise cost a render: an unknown speaker, a missing image, a box outside the image
+(the official model turns an empty person mask into NaN and a black video), three people talking at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from multitalk.media.probe import ProbeError, media_duration
+from multitalk.screenplay.problems import DocPath, Problem
+from multitalk.screenplay.schema import NAME_PATTERN, Line, Placement, Scene, Screenplay
+from multitalk.screenplay.yaml_source import SourceMap
+
+MAX_SPEAKERS_ON_SCREEN = 2  # MultiTalk binds at most two audio streams to people in the image
+
+
+def resolve_inside(project_dir: Path, relative: str) -> Path | None:
+    """`relative` resolved against the project folder, or None when it escapes the folder."""
+    root = project_dir.resolve()
+    path = (root / relative).resolve()
+    return path if path.is_relative_to(root) else None
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _Checker:
+    def __init__(self, screenplay: Screenplay, source: SourceMap, scenes: list[tuple[int, Scene]]):
+        self.screenplay = screenplay
+        self.indexed_scenes = scenes
+        self.source = source
+        self.problems: list[Problem] = []
+        self.project_dir = screenplay.project_dir
+
+    def report(self, path: DocPath, message: str) -> None:
+        self.problems.append(self.source.problem(path, message))
+
+    def asset(self, path: DocPath, relative: str, what: str) -> Path | None:
+        """Resolve an asset path inside the project folder and check that it exists."""
+        resolved = resolve_inside(self.project_dir, relative)
+        if resolved is None:
+            self.report(
+                path,
+                f"{what} {relative!r} resolves outside the screenplay's folder {self.project_dir}; "
+                "keep assets inside the project folder",
+            )
+            return None
+        if not resolved.is_file():
+            self.report(path, f"{what} {relative!r} not found (looked for {resolved})")
+            return None
+        return resolved
+
+    # --- characters -------------------------------------------------------------------------------------
+    def characters(self) -> None:
+        for name, character in self.screenplay.characters.items():
+            where = ("characters", name)
+            if not re.match(NAME_PATTERN, name):
+                self.report(where, f"character name {name!r}: use letters, digits, '_' or '-' (no spaces)")
+            if character.engine == "coqui" and not character.model:
+                self.report(
+                    where,
+                    "a coqui voice needs `model:` (a local model folder or an installed Coqui model name)",
+                )
+            if character.speaker_wav is not None:
+                if character.engine != "coqui":
+                    self.report(
+                        (*where, "speaker_wav"),
+                        f"speaker_wav clones a voice with the coqui engine; {name!r} uses {character.engine!r}",
+                    )
+                resolved = self.asset((*where, "speaker_wav"), character.speaker_wav, "speaker_wav")
+                character._speaker_wav_path = resolved
+
+    # --- scenes -----------------------------------------------------------------------------------------
+    def scenes(self) -> None:
+        first_seen: dict[str, int] = {}
+        for index, scene in self.indexed_scenes:
+            where: DocPath = ("scenes", index)
+            if scene.id in first_seen:
+                line, _ = self.source.locate(("scenes", first_seen[scene.id], "id"))
+                self.report((*where, "id"), f"duplicate scene id {scene.id!r} (first used on line {line})")
+            else:
+                first_seen[scene.id] = index
+            self.scene(scene, where)
+
+    def scene(self, scene: Scene, where: DocPath) -> None:
+        known = list(self.screenplay.characters)
+        image = self.asset((*where, "image"), scene.image, "image")
+        scene._image_path = image
+        image_size = self.image_size((*where, "image"), image) if image else None
+        for name in scene.cast:
+            if name not in self.screenplay.characters:
+                self.report(
+                    (*where, "cast", name),
+                    f"unknown character {name!r} in cast (known: {', '.join(known)}){_did_you_mean(name, known)}",
+                )
+        self.lines(scene, where)
+        self.placements(scene, where, image_size)
+
+    def image_size(self, path: DocPath, image: Path) -> tuple[int, int] | None:
+        try:
+            with Image.open(image) as opened:
+                return opened.size  # (width, height)
+        except (UnidentifiedImageError, OSError) as error:
+            self.report(path, f"cannot read {image.name} as an image ({error}); use a PNG or JPEG")
+            return None
+
+    def lines(self, scene: Scene, where: DocPath) -> None:
+        known = list(self.screenplay.characters)
+        previous_duration: float | None = None
+        for index, line in enumerate(scene.lines):
+            at: DocPath = (*where, "lines", index)
+            character = self.screenplay.characters.get(line.speaker)
+            if character is None and known:  # with no valid characters section, that is the problem reported
+                self.report(
+                    (*at, "speaker"),
+                    f"unknown speaker {line.speaker!r} (known: {', '.join(known)}){_did_you_mean(line.speaker, known)}",
+                )
+            self.line_content(line, at, character.engine if character else None)
+            self.line_timing(line, at, index, previous_duration)
+            previous_duration = None
+            if line.audio is not None:
+                line._audio_path = self.asset((*at, "audio"), line.audio, "audio file")
+                if line.audio_path is not None:
+                    try:
+                        previous_duration = media_duration(line.audio_path)
+                    except ProbeError as error:
+                        self.report((*at, "audio"), f"{error}; use a WAV, FLAC, MP3 or OGG recording")
+
+    def line_content(self, line: Line, at: DocPath, engine: str | None) -> None:
+        if line.text is not None and line.audio is not None:
+            self.report(at, "a line has `text` or a recorded `audio` file, not both")
+        elif line.audio is None:
+            if line.text is None or not line.text.strip():
+                self.report((*at, "text"), "empty text; write what is said, or give a recording as `audio:`")
+            elif engine == "file":
+                self.report(
+                    (*at, "text"),
+                    f"{line.speaker!r} speaks from recordings (engine 'file'); give this line `audio: path`",
+                )
+
+    def line_timing(self, line: Line, at: DocPath, index: int, previous_duration: float | None) -> None:
+        given = [name for name in ("pause", "overlap", "start") if getattr(line, name) is not None]
+        if len(given) > 1:
+            self.report((*at, given[1]), f"use one of pause, overlap or start per line, not {' and '.join(given)}")
+        if line.overlap is not None:
+            if index == 0:
+                self.report((*at, "overlap"), "the first line of a scene has no previous line to overlap")
+            elif previous_duration is not None and line.overlap > previous_duration:
+                self.report(
+                    (*at, "overlap"),
+                    f"overlap {line.overlap:g}s is longer than the previous line ({previous_duration:.2f}s); "
+                    "an interruption starts while the previous line is still playing",
+                )
+
+    # --- placement ---------------------------------------------------------------------------------------
+    def placements(self, scene: Scene, where: DocPath, image_size: tuple[int, int] | None) -> None:
+        speakers = scene.on_screen_speakers()
+        if len(speakers) > MAX_SPEAKERS_ON_SCREEN:
+            self.report(
+                (*where, "cast"),
+                f"{len(speakers)} speaking characters on screen ({', '.join(speakers)}); MultiTalk drives at "
+                "most two — split the scene, or make one a voice-over by removing it from cast",
+            )
+        for name, placement in scene.cast.items():
+            self.placement(placement, (*where, "cast", name), name, image_size, alone=len(scene.cast) == 1)
+        if len(speakers) == 2:
+            self.pair(scene, where, speakers, image_size)
+
+    def placement(
+        self, placement: Placement, at: DocPath, name: str, image_size: tuple[int, int] | None, alone: bool
+    ) -> None:
+        if placement.side is None and placement.bbox is None:
+            self.report(at, f"say where {name!r} stands: left, right, center or {{bbox: [x0, y0, x1, y1]}}")
+            return
+        if placement.side is not None and placement.bbox is not None:
+            self.report(at, f"give {name!r} a side or a bbox, not both")
+            return
+        if placement.side == "center" and not alone:
+            self.report(at, f"{name!r} is 'center' (the whole image), which only works with one person in cast")
+        if placement.bbox is None:
+            return
+        x0, y0, x1, y1 = placement.bbox
+        box = f"[{x0:g}, {y0:g}, {x1:g}, {y1:g}]"
+        if x1 < x0 or y1 < y0:
+            self.report((*at, "bbox"), f"bbox {box} of {name!r} is inverted: need x0 < x1 and y0 < y1")
+        elif int(x1) <= int(x0) or int(y1) <= int(y0):
+            self.report((*at, "bbox"), f"bbox {box} of {name!r} is empty (no whole pixel inside)")
+        elif image_size is not None:
+            width, height = image_size
+            if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+                self.report(
+                    (*at, "bbox"),
+                    f"bbox {box} of {name!r} lies outside the {width}x{height} image; "
+                    "boxes are [x0, y0, x1, y1] in image pixels",
+                )
+
+    def pair(self, scene: Scene, where: DocPath, speakers: list[str], image_size: tuple[int, int] | None) -> None:
+        a, b = (scene.cast[name] for name in speakers)
+        if a.side is not None and a.side == b.side and a.side != "center":
+            self.report(
+                (*where, "cast", speakers[1]),
+                f"{speakers[0]!r} and {speakers[1]!r} both stand {a.side}; put one left and one right, or use boxes",
+            )
+            return
+        boxes = [_as_box(p, image_size) for p in (a, b)]
+        if boxes[0] is None or boxes[1] is None:
+            return
+        (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = boxes
+        if min(ax1, bx1) > max(ax0, bx0) and min(ay1, by1) > max(ay0, by0):
+            self.report(
+                (*where, "cast", speakers[1]),
+                f"the boxes of {speakers[0]!r} and {speakers[1]!r} overlap; each speaker needs their own region "
+                "so the model can tell whose lips follow which voice",
+            )
+
+    def run(self) -> list[Problem]:
+        self.characters()
+        self.scenes()
+        return self.problems
+
+
+def _as_box(placement: Placement, image_size: tuple[int, int] | None) -> list[float] | None:
+    """A placement as a box in image pixels (sides become the image halves), for overlap tests."""
+    if placement.bbox is not None:
+        return list(placement.bbox)
+    if image_size is None or placement.side not in ("left", "right"):
+        return None
+    width, height = image_size
+    half = width // 2
+    x0 = 0 if placement.side == "left" else half
+    return [x0, 0, x0 + half, height]
+
+
+def check_screenplay(
+    screenplay: Screenplay, source: SourceMap, scenes: list[tuple[int, Scene]] | None = None
+) -> list[Problem]:
+    """Every cross-field problem; also resolves asset paths.
+
+    `scenes` (document index, scene) lets a caller check only the scenes that passed the schema, keeping their
+    positions in the document; by default every scene is checked.
+    """
+    indexed = scenes if scenes is not None else list(enumerate(screenplay.scenes))
+    return _Checker(screenplay, source, indexed).run()
+
+
+def iter_assets(screenplay: Screenplay) -> Iterator[Path]:
+    """Every file a screenplay reads (for content hashing and for bundling)."""
+    for character in screenplay.characters.values():
+        if character.speaker_wav_path is not None:
+            yield character.speaker_wav_path
+    for scene in screenplay.scenes:
+        yield scene.image_path
+        for line in scene.lines:
+            if line.audio_path is not None:
+                yield line.audio_path

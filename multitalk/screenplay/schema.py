@@ -1,0 +1,188 @@
+"""The screenplay format: typed models of what an author writes.
+
+A screenplay names its characters (each with a voice), then its scenes (a reference image with one or two people
+on it, a prompt, where each on-screen character stands, and the dialogue lines). Authors write the short forms
+(`- alice: "Hi!"`); `normalise_document` in `load.py` expands them before these models see the data, so the
+models describe one canonical shape. Cross-field rules (known speakers, files present, boxes inside the image...)
+live in `checks.py`, where they can report every problem at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+Resolution = Literal["480p", "720p"]
+RendererName = Literal["preview", "multitalk"]
+VoiceEngine = Literal["espeak", "coqui", "file"]
+Side = Literal["left", "right", "center"]  # center: the whole image (one person alone)
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+SCENE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors (typos must not be silently ignored); models are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sampling(Strict):
+    """Sampling settings for the `multitalk` renderer (official defaults)."""
+
+    steps: Annotated[int, Field(ge=1, le=1000)] = 40
+    shift: Annotated[float, Field(gt=0)] | None = None  # None: 7 at 480p, 11 at 720p (official)
+    text_guidance: Annotated[float, Field(ge=0)] = 5.0
+    audio_guidance: Annotated[float, Field(ge=0)] = 4.0
+    color_correction: Annotated[float, Field(ge=0, le=1)] = 1.0
+    apg: bool = False  # adaptive projected guidance
+    teacache: Annotated[float, Field(ge=0)] | None = None  # step-skipping threshold; None disables TeaCache
+    negative_prompt: str | None = None  # None: the official default negative prompt
+
+
+class Timing(Strict):
+    """How lines are laid out on the scene timeline (seconds)."""
+
+    gap: Annotated[float, Field(ge=0)] = 0.3  # between consecutive lines without pause/overlap/start
+    lead_in: Annotated[float, Field(ge=0)] = 0.2  # before the first line
+    tail: Annotated[float, Field(ge=0)] = 0.6  # after the last line ends
+    trim_db: Annotated[float, Field(le=0)] = -45.0  # leading/trailing silence below this is trimmed from TTS
+
+
+class Mix(Strict):
+    """Delivery audio: loudness of the final mix."""
+
+    loudness: Annotated[float, Field(ge=-40, le=-5)] = -16.0  # LUFS, integrated
+    true_peak: Annotated[float, Field(ge=-10, le=0)] = -1.0  # dBTP ceiling
+
+
+class Defaults(Strict):
+    """Render settings that apply to every scene unless a scene overrides them."""
+
+    renderer: RendererName = "preview"
+    resolution: Resolution = "480p"
+    fps: Literal[25] = 25  # MultiTalk is trained at 25 fps; the audio grid (640 samples a frame) assumes it
+    seed: int = 42
+    crf: Annotated[int, Field(ge=0, le=51)] = 18
+    weights: str | None = None  # folder of the official weights; may lie outside the project
+    sampling: Sampling = Sampling()
+    timing: Timing = Timing()
+    mix: Mix = Mix()
+
+
+class Character(Strict):
+    """A character: how they sound, and how the preview shows them."""
+
+    engine: VoiceEngine = "espeak"
+    voice: str | None = None  # espeak voice/variant ("en-us+f3"), or a Coqui speaker id
+    model: str | None = None  # Coqui model name or local folder
+    language: str = "en"
+    speed: Annotated[float, Field(gt=0.2, le=4)] = 1.0  # 1.0 = the engine's normal rate
+    pitch: Annotated[int, Field(ge=0, le=99)] = 50  # espeak pitch
+    speaker_wav: str | None = None  # a recording of the voice to clone (Coqui XTTS)
+    display_name: str | None = None  # shown in subtitles and the preview; defaults to the key
+    color: str | None = None  # preview highlight colour, "#rrggbb"
+
+    _speaker_wav_path: Path | None = PrivateAttr(default=None)
+
+    @field_validator("color")
+    @classmethod
+    def _hex_colour(cls, value: str | None) -> str | None:
+        if value is not None and not (
+            len(value) == 7 and value[0] == "#" and all(c in "0123456789abcdefABCDEF" for c in value[1:])
+        ):
+            raise ValueError(f"colour {value!r} must look like '#ff8800'")
+        return value
+
+    @property
+    def speaker_wav_path(self) -> Path | None:
+        return self._speaker_wav_path
+
+
+BBox = Annotated[list[float], Field(min_length=4, max_length=4)]  # [x0, y0, x1, y1], image pixels
+
+
+class Placement(Strict):
+    """Where a character stands in the scene image: a side, or a box `[x0, y0, x1, y1]` in image pixels."""
+
+    side: Side | None = None
+    bbox: BBox | None = None
+
+
+class Line(Strict):
+    """One spoken line: who says it, what (text or a recording), and when."""
+
+    speaker: str
+    text: str | None = None
+    audio: str | None = None  # a recorded line, relative to the screenplay's folder
+    pause: Annotated[float, Field(ge=0)] | None = None  # silence before the line (replaces the default gap)
+    overlap: Annotated[float, Field(gt=0)] | None = None  # start this long before the previous line ends
+    start: Annotated[float, Field(ge=0)] | None = None  # explicit start, seconds from the scene start
+
+    _audio_path: Path | None = PrivateAttr(default=None)
+
+    @property
+    def audio_path(self) -> Path | None:
+        return self._audio_path
+
+
+class Scene(Strict):
+    """One shot: a reference image, who is on it and where, and what they say."""
+
+    id: Annotated[str, Field(pattern=SCENE_ID_PATTERN)]
+    image: str
+    prompt: str = ""
+    cast: dict[str, Placement] = Field(default_factory=dict)
+    lines: Annotated[list[Line], Field(min_length=1)]
+    seed: int | None = None  # overrides defaults.seed for this scene
+
+    _image_path: Path | None = PrivateAttr(default=None)
+
+    @property
+    def image_path(self) -> Path:
+        if self._image_path is None:
+            raise RuntimeError(f"scene {self.id!r} was not loaded through load_screenplay")
+        return self._image_path
+
+    def on_screen_speakers(self) -> list[str]:
+        """Speakers who are in the cast, in order of first line (at most two: MultiTalk's limit)."""
+        seen: list[str] = []
+        for line in self.lines:
+            if line.speaker in self.cast and line.speaker not in seen:
+                seen.append(line.speaker)
+        return seen
+
+
+class Screenplay(Strict):
+    """A whole screenplay; `load_screenplay` builds it with paths resolved and every rule checked."""
+
+    title: str
+    defaults: Defaults = Defaults()
+    characters: Annotated[dict[str, Character], Field(min_length=1)]
+    scenes: Annotated[list[Scene], Field(min_length=1)]
+
+    _source_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source_file(self) -> Path:
+        if self._source_file is None:
+            raise RuntimeError("screenplay was not loaded through load_screenplay")
+        return self._source_file
+
+    @property
+    def project_dir(self) -> Path:
+        return self.source_file.parent
+
+    @property
+    def slug(self) -> str:
+        """Folder name for this screenplay's outputs: the file name without its extension."""
+        return self.source_file.stem
+
+    def scene(self, scene_id: str) -> Scene:
+        for scene in self.scenes:
+            if scene.id == scene_id:
+                return scene
+        known = ", ".join(s.id for s in self.scenes)
+        raise KeyError(f"no scene {scene_id!r} in {self.source_file} (scenes: {known})")
