@@ -1,0 +1,199 @@
+"""The content-addressed artifact store: `<root>/cache/<stage>/<key>/`.
+
+An entry is a folder of files plus `entry.json` (what the files are, their sizes and sha256, and a small JSON
+result). It is written into a temporary sibling folder and renamed into place only when complete, so a crash
+leaves either a whole entry or none. Reading verifies sizes and checksums: a missing, truncated or corrupt entry
+is a miss, never an error, and is replaced by the next write. Two processes writing the same key at once both
+finish: the first rename wins, the second sees a complete entry and discards its own copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+ENTRY_FILE = "entry.json"
+CACHE_DIR = "cache"
+STALE_TEMP_SECONDS = 6 * 3600  # temp folders older than this belong to dead writers
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that readers see the old content or the new, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(temp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    write_bytes_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A complete, verified store entry."""
+
+    stage: str
+    key: str
+    path: Path
+    result: dict[str, Any]  # the small JSON result the stage recorded
+    files: dict[str, dict[str, Any]]  # name -> {"size", "sha256"}
+
+    def file(self, name: str) -> Path:
+        if name not in self.files:
+            raise KeyError(f"entry {self.stage}/{self.key} has no file {name!r} (files: {sorted(self.files)})")
+        return self.path / name
+
+
+class Store:
+    """Content-addressed results under one root folder (local disk or a shared mount)."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.cache_root = self.root / CACHE_DIR
+
+    def entry_path(self, stage: str, key: str) -> Path:
+        return self.cache_root / stage / key
+
+    def get(self, stage: str, key: str) -> Entry | None:
+        """The verified entry, or None when it is absent, incomplete or corrupt."""
+        path = self.entry_path(stage, key)
+        try:
+            record = json.loads((path / ENTRY_FILE).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, json.JSONDecodeError) as error:
+            logger.warning("store entry %s/%s unreadable (%s): treating as a miss", stage, key, error)
+            return None
+        files = record.get("files", {})
+        for name, facts in files.items():
+            file = path / name
+            try:
+                size = file.stat().st_size
+            except FileNotFoundError:
+                logger.warning("store entry %s/%s lost %s: treating as a miss", stage, key, name)
+                return None
+            if size != facts["size"] or _sha256(file) != facts["sha256"]:
+                logger.warning("store entry %s/%s has a corrupt %s: treating as a miss", stage, key, name)
+                return None
+        return Entry(stage, key, path, record.get("result", {}), files)
+
+    @contextlib.contextmanager
+    def writing(self, stage: str, key: str) -> Iterator[Path]:
+        """A temporary folder to fill; on clean exit it becomes the entry (via `commit`)."""
+        parent = self.cache_root / stage
+        parent.mkdir(parents=True, exist_ok=True)
+        temp = parent / f".{key}.{uuid.uuid4().hex}.partial"
+        temp.mkdir()
+        try:
+            yield temp
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+
+    def commit(self, stage: str, key: str, temp: Path, result: dict[str, Any]) -> Entry:
+        """Checksum the files in `temp`, record them, and rename the folder into place."""
+        files = {}
+        for file in sorted(p for p in temp.rglob("*") if p.is_file()):
+            name = file.relative_to(temp).as_posix()
+            if name == ENTRY_FILE:
+                continue
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+            files[name] = {"size": file.stat().st_size, "sha256": _sha256(file)}
+        record = {"stage": stage, "key": key, "created": time.time(), "files": files, "result": result}
+        write_json_atomic(temp / ENTRY_FILE, record)
+        _fsync_dir(temp)
+        final = self.entry_path(stage, key)
+        for _ in range(3):
+            try:
+                os.rename(temp, final)
+                _fsync_dir(final.parent)
+                return Entry(stage, key, final, result, files)
+            except OSError:
+                existing = self.get(stage, key)
+                if existing is not None:  # another writer finished first: theirs is as good as ours
+                    shutil.rmtree(temp, ignore_errors=True)
+                    return existing
+                self._discard(final)  # a corrupt leftover: move it aside and try again
+        raise RuntimeError(f"could not commit store entry {final}")
+
+    def put(self, stage: str, key: str, files: dict[str, bytes] | None = None, **result: Any) -> Entry:
+        """Write a small entry from bytes in memory (convenience for JSON-ish stages)."""
+        with self.writing(stage, key) as temp:
+            for name, data in (files or {}).items():
+                (temp / name).parent.mkdir(parents=True, exist_ok=True)
+                (temp / name).write_bytes(data)
+            return self.commit(stage, key, temp, result)
+
+    def _discard(self, path: Path) -> None:
+        if not path.exists():
+            return
+        trash = path.with_name(f".{path.name}.{uuid.uuid4().hex}.trash")
+        with contextlib.suppress(OSError):
+            os.rename(path, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def invalidate(self, stage: str, key: str) -> None:
+        """Remove an entry (used by `--force`)."""
+        self._discard(self.entry_path(stage, key))
+
+    def entries(self, stage: str | None = None) -> Iterator[tuple[str, str, Path]]:
+        """(stage, key, path) of every committed entry folder, verified or not."""
+        if not self.cache_root.is_dir():
+            return
+        stages = [stage] if stage else sorted(p.name for p in self.cache_root.iterdir() if p.is_dir())
+        for name in stages:
+            folder = self.cache_root / name
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.iterdir()):
+                if not path.name.startswith(".") and path.is_dir():
+                    yield name, path.name, path
+
+    def clean_temporaries(self, older_than: float = STALE_TEMP_SECONDS) -> int:
+        """Remove temp/trash folders left by writers that died; returns how many."""
+        removed = 0
+        now = time.time()
+        if not self.cache_root.is_dir():
+            return 0
+        for folder in self.cache_root.iterdir():
+            if not folder.is_dir():
+                continue
+            for path in folder.glob(".*"):
+                if now - path.stat().st_mtime > older_than:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed += 1
+        return removed
