@@ -1,0 +1,189 @@
+"""Loudness (ITU-R BS.1770 / EBU R128) and true peak: measuring, normalising, and a true-peak limiter.
+
+- Integrated loudness comes from pyloudnorm (K-weighting, 400 ms blocks, absolute and relative gates). BS.1770
+  needs at least one 400 ms block, so a shorter clip is measured as itself repeated to that length (the loudness
+  of a steady signal does not depend on how long it lasts); zero-padding would measure the silence instead.
+- True peak follows BS.1770-4 Annex 2: the signal is oversampled (4x at 48 kHz, more at lower rates, so that the
+  oversampled rate is at least 192 kHz) and the largest absolute sample is the peak, in dBTP.
+- The limiter is a look-ahead gain computer: the gain each sample needs to stay under the ceiling is held
+  (minimum filter) and smoothed (moving average no wider than the hold), so the gain is already down when the
+  peak arrives and no sample is ever amplified. It re-measures true peak after limiting and tightens until the
+  ceiling holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pyloudnorm
+import soxr
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+logger = logging.getLogger(__name__)
+
+BLOCK_SECONDS = 0.4  # BS.1770 gating block
+TRUE_PEAK_RATE = 192_000  # oversampled rate for true peak (4x at 48 kHz)
+_CHUNK = 1 << 18  # true-peak oversampling runs in chunks to bound memory on long mixes
+_CONTEXT = 2048  # samples of context each side of a chunk, so the resampling filter sees real neighbours
+
+
+def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness in LUFS; `-inf` for digital silence or audio under the absolute gate."""
+    samples = np.asarray(samples, dtype=np.float64)
+    if samples.size == 0 or not np.any(samples):
+        return -math.inf
+    block = math.ceil(BLOCK_SECONDS * sample_rate) + 1
+    if samples.size < block:
+        samples = np.tile(samples, -(-block // samples.size))
+    meter = pyloudnorm.Meter(sample_rate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyloudnorm warns on clipping and on log10(0) for silent blocks
+        loudness = float(meter.integrated_loudness(samples))
+    return loudness if math.isfinite(loudness) else -math.inf
+
+
+def normalise_loudness(samples: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndarray:
+    """`samples` scaled to `target_lufs` integrated; silent audio is returned unchanged (still silent)."""
+    current = integrated_loudness(samples, sample_rate)
+    if not math.isfinite(current):
+        return np.asarray(samples, dtype=np.float32).copy()
+    gain = 10.0 ** ((target_lufs - current) / 20.0)
+    return (np.asarray(samples, dtype=np.float64) * gain).astype(np.float32)
+
+
+def line_loudness(samples: np.ndarray, sample_rate: int) -> float:
+    """Loudness of a clip as it will sit in a track: measured with one gating block of silence on each side.
+
+    A track's integrated loudness also counts the blocks that straddle a line's edges (part speech, part silence).
+    Measuring each line with those edge blocks included makes lines normalised one by one add up to a track at the
+    same loudness (within ~0.1 LU on our example screenplays, against ~0.3-0.7 LU low when measuring lines bare).
+    """
+    samples = np.asarray(samples, dtype=np.float32)
+    pad = np.zeros(math.ceil(BLOCK_SECONDS * sample_rate), dtype=np.float32)
+    return integrated_loudness(np.concatenate([pad, samples, pad]), sample_rate)
+
+
+def normalise_line(samples: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndarray:
+    """`samples` scaled so that `line_loudness` is `target_lufs`; silent audio is returned unchanged."""
+    current = line_loudness(samples, sample_rate)
+    if not math.isfinite(current):
+        return np.asarray(samples, dtype=np.float32).copy()
+    gain = 10.0 ** ((target_lufs - current) / 20.0)
+    return (np.asarray(samples, dtype=np.float64) * gain).astype(np.float32)
+
+
+def _oversampling(sample_rate: int) -> int:
+    return max(4, math.ceil(TRUE_PEAK_RATE / sample_rate))
+
+
+def true_peak_envelope(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(N,) the largest absolute oversampled value within each sample period (and the sample itself)."""
+    samples = np.asarray(samples, dtype=np.float32)
+    factor = _oversampling(sample_rate)
+    envelope = np.abs(samples).astype(np.float32)
+    for start in range(0, samples.size, _CHUNK):
+        stop = min(samples.size, start + _CHUNK)
+        lo, hi = max(0, start - _CONTEXT), min(samples.size, stop + _CONTEXT)
+        up = np.abs(soxr.resample(samples[lo:hi], sample_rate, sample_rate * factor, quality="HQ"))
+        first = (start - lo) * factor
+        for phase in range(factor):  # strided maxima: much faster than reshape(-1, factor).max(axis=1)
+            values = up[first + phase : first + (stop - start) * factor : factor]
+            np.maximum(envelope[start : start + values.size], values, out=envelope[start : start + values.size])
+    return envelope
+
+
+def true_peak_db(samples: np.ndarray, sample_rate: int) -> float:
+    """True peak in dBTP (BS.1770-4 Annex 2, >= 4x oversampling); `-inf` for silence."""
+    if np.asarray(samples).size == 0:
+        return -math.inf
+    peak = float(true_peak_envelope(samples, sample_rate).max())
+    return 20.0 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def _limit(
+    samples: np.ndarray, sample_rate: int, ceiling_db: float, envelope: np.ndarray | None, hold: float, smooth: float
+) -> tuple[np.ndarray, float]:
+    """The limiter; returns the limited samples and their true peak (linear). `envelope`: of `samples`, if known."""
+    out = np.asarray(samples, dtype=np.float32)
+    hold_n = max(1, round(hold * sample_rate))
+    smooth_n = max(0, min(hold_n, round(smooth * sample_rate)))
+    ceiling = 10.0 ** (ceiling_db / 20.0)
+    margin_db = 0.05
+    for _ in range(8):
+        if envelope is None:
+            envelope = true_peak_envelope(out, sample_rate)
+        peak = float(envelope.max()) if envelope.size else 0.0
+        if peak <= ceiling:
+            return out, peak
+        target = ceiling * 10.0 ** (-margin_db / 20.0)
+        need = np.minimum(1.0, target / np.maximum(envelope, 1e-12))
+        gain = minimum_filter1d(need, size=2 * hold_n + 1, mode="nearest")
+        if smooth_n:
+            gain = uniform_filter1d(gain, size=2 * smooth_n + 1, mode="nearest")
+        out = (out * np.minimum(gain, 1.0)).astype(np.float32)
+        envelope = None
+        margin_db *= 2  # gain changes create new inter-sample overshoots; aim lower if they broke the ceiling
+    peak = float(true_peak_envelope(out, sample_rate).max())
+    if peak > ceiling:  # last resort, never reached in practice: a plain gain is always safe
+        out = (out * (ceiling / peak) * 0.999).astype(np.float32)
+        peak = ceiling * 0.999
+    return out, peak
+
+
+def limit_true_peak(
+    samples: np.ndarray,
+    sample_rate: int,
+    ceiling_db: float,
+    *,
+    hold_seconds: float = 0.02,
+    smooth_seconds: float = 0.005,
+) -> np.ndarray:
+    """`samples` with gain reduced around every peak so the true peak stays at or under `ceiling_db` dBTP."""
+    return _limit(samples, sample_rate, ceiling_db, None, hold_seconds, smooth_seconds)[0]
+
+
+@dataclass(frozen=True)
+class Mastered:
+    """A mastered signal and what was done to it."""
+
+    samples: np.ndarray  # (N,) float32
+    loudness: float  # LUFS, measured after processing
+    true_peak: float  # dBTP, measured after processing
+    gain_db: float  # the static gain applied before limiting
+    limited: bool  # whether the limiter had to act
+
+
+def master(samples: np.ndarray, sample_rate: int, loudness: float, true_peak: float) -> Mastered:
+    """Gain to `loudness` LUFS integrated, then limit so the true peak is <= `true_peak` dBTP.
+
+    Limiting lowers loudness a little, so gain and limiter alternate until the loudness lands within 0.1 LU. The
+    true-peak envelope is computed once and scaled with the gain (a static gain scales it exactly); only the
+    limiter's output is re-measured. Silence stays silent.
+    """
+    samples = np.asarray(samples, dtype=np.float32)
+    current = integrated_loudness(samples, sample_rate)
+    if not math.isfinite(current):
+        return Mastered(samples.copy(), -math.inf, true_peak_db(samples, sample_rate), 0.0, False)
+    envelope = true_peak_envelope(samples, sample_rate)
+    ceiling = 10.0 ** (true_peak / 20.0)
+    gain_db = loudness - current
+    limited = False
+    out, peak, measured = samples, float(envelope.max()), current
+    for _ in range(8):
+        gain = 10.0 ** (gain_db / 20.0)
+        out = (samples.astype(np.float64) * gain).astype(np.float32)
+        peak = float(envelope.max()) * gain
+        if peak > ceiling:
+            out, peak = _limit(out, sample_rate, true_peak, envelope * gain, 0.02, 0.005)
+            limited = True
+        measured = integrated_loudness(out, sample_rate)
+        if abs(measured - loudness) <= 0.1:
+            break
+        gain_db += loudness - measured
+    peak_db = 20.0 * math.log10(peak) if peak > 0 else -math.inf
+    logger.debug("mastered: %.2f LUFS, %.2f dBTP, gain %.2f dB, limited=%s", measured, peak_db, gain_db, limited)
+    return Mastered(out, measured, peak_db, gain_db, limited)

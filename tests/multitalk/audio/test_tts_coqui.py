@@ -1,0 +1,159 @@
+"""Coqui lines through the real loading and synthesis path (a tiny VITS built from a config), and its errors."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from multitalk.audio import coqui
+from multitalk.audio.audio_io import file_sha256, read_wav
+from multitalk.audio.line_audio import line_request, line_tts_key_material, synthesise_line
+from multitalk.audio.tts import LINE_SAMPLE_RATE, VoiceError
+
+PLAY = """
+title: coqui
+characters:
+  solo: {engine: coqui, model: models/single}
+  anna: {engine: coqui, model: MULTI, voice: anna}
+  ben: {engine: coqui, model: MULTI, voice: ben}
+  quick_ben: {engine: coqui, model: MULTI, voice: ben, speed: 2.0}
+  nobody: {engine: coqui, model: MULTI, voice: nobody}
+  unnamed: {engine: coqui, model: MULTI}
+  named: {engine: coqui, model: tts_models/en/vctk/vits, voice: p225}
+  lost: {engine: coqui, model: models/missing}
+scenes:
+  - id: one
+    image: scene.png
+    cast: {solo: left, anna: right}
+    lines:
+      - solo: "Hello there, this is a tiny model."
+      - anna: "Hello there, this is a tiny model."
+      - ben: "Hello there, this is a tiny model."
+      - quick_ben: "Hello there, this is a tiny model."
+      - nobody: "Hi."
+      - unnamed: "Hi."
+      - named: "Hi."
+      - lost: "Hi."
+"""
+
+
+@pytest.fixture
+def play(write_project, tmp_path, tiny_coqui_models):
+    shutil.copytree(tiny_coqui_models["single"], tmp_path / "models" / "single")
+    return write_project(PLAY.replace("MULTI", str(tiny_coqui_models["multi"])))[0]
+
+
+def _line(play, speaker):
+    return next(line for line in play.scenes[0].lines if line.speaker == speaker)
+
+
+def test_single_speaker_model_from_a_folder_beside_the_screenplay(play, tmp_path):
+    info = synthesise_line(play, _line(play, "solo"), tmp_path / "solo.wav")
+    samples, rate = read_wav(tmp_path / "solo.wav")
+    assert rate == LINE_SAMPLE_RATE and info.source_rate == 22050
+    assert samples.size == info.samples > 0 and np.isfinite(samples).all()
+    assert info.engine["name"] == "coqui"
+    assert info.engine["version"] == importlib.metadata.version("coqui-tts")
+    model_dir = tmp_path / "models" / "single"
+    assert info.engine["details"]["model.pth"] == file_sha256(model_dir / "model.pth")
+    assert info.engine["details"]["config.json"] == file_sha256(model_dir / "config.json")
+
+
+def test_multi_speaker_ids_speed_and_reproducibility(play, tmp_path):
+    anna = synthesise_line(play, _line(play, "anna"), tmp_path / "anna.wav")
+    synthesise_line(play, _line(play, "anna"), tmp_path / "again.wav")
+    ben = synthesise_line(play, _line(play, "ben"), tmp_path / "ben.wav")
+    quick_ben = synthesise_line(play, _line(play, "quick_ben"), tmp_path / "quick_ben.wav")
+    assert (tmp_path / "anna.wav").read_bytes() == (tmp_path / "again.wav").read_bytes()  # seeded per line
+    assert (tmp_path / "anna.wav").read_bytes() != (tmp_path / "ben.wav").read_bytes()
+    assert anna.voice["speaker"] == "anna" and ben.voice["speaker"] == "ben"
+    assert "speakers.pth" in anna.engine["details"]  # the speaker table is part of the fingerprint
+    assert quick_ben.duration < ben.duration * 0.75  # speed 2.0 halves VITS durations
+
+
+def test_key_material_names_model_fingerprint_and_speaker(play):
+    anna = line_tts_key_material(play, _line(play, "anna"))
+    ben = line_tts_key_material(play, _line(play, "ben"))
+    assert json.loads(json.dumps(anna)) == anna
+    assert anna["engine"]["details"] == ben["engine"]["details"]  # same model
+    assert anna["voice"]["speaker"] == "anna" and ben["voice"]["speaker"] == "ben"
+
+
+def test_unknown_and_missing_speaker_ids_are_explained(play, tmp_path):
+    with pytest.raises(VoiceError, match=r"no speaker 'nobody' \(speakers: anna, ben\)"):
+        synthesise_line(play, _line(play, "nobody"), tmp_path / "x.wav")
+    with pytest.raises(VoiceError, match=r"has several speakers; choose one with `voice:`"):
+        synthesise_line(play, _line(play, "unnamed"), tmp_path / "x.wav")
+
+
+def test_missing_named_model_says_where_it_looked_and_how_to_fetch_it(play, tmp_path, monkeypatch):
+    monkeypatch.setenv("TTS_HOME", str(tmp_path / "tts-home"))
+    with pytest.raises(VoiceError) as caught:
+        coqui.resolve_model(line_request(play, _line(play, "named")))
+    message = str(caught.value)
+    assert "character 'named': Coqui model 'tts_models/en/vctk/vits' not found" in message
+    assert str(tmp_path / "tts-home" / "tts" / "tts_models--en--vctk--vits") in message
+    assert "never downloaded during a render" in message
+    assert "ModelManager().download_model('tts_models/en/vctk/vits')" in message
+
+
+def test_missing_model_folder_names_the_path(play, tmp_path):
+    with pytest.raises(VoiceError, match=r"Coqui model 'models/missing' not found \(looked in .*models/missing\)"):
+        synthesise_line(play, _line(play, "lost"), tmp_path / "x.wav")
+
+
+def test_package_not_installed_names_the_extra(play, monkeypatch):
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(coqui.importlib.metadata, "version", not_installed)
+    with pytest.raises(VoiceError, match=r"pip install 'multitalk\[tts\]'"):
+        line_tts_key_material(play, _line(play, "solo"))
+
+
+class _CloningModel:
+    """Stands in for a loaded XTTS (cloning, multilingual): records what the engine asks of it."""
+
+    is_multi_speaker = True
+    is_multi_lingual = True
+    speakers = ()
+
+    def __init__(self):
+        self.calls = []
+        self.synthesizer = type("S", (), {"output_sample_rate": 24000, "tts_model": object()})()
+
+    def tts(self, text, **kwargs):
+        self.calls.append((text, kwargs))
+        return np.sin(np.linspace(0, 200, 24000)).astype(np.float32) * 0.3
+
+
+def test_cloning_passes_the_recording_language_and_speed(write_project, tmp_path, monkeypatch):
+    import soundfile
+
+    (tmp_path / "xtts").mkdir()
+    (tmp_path / "xtts" / "model.pth").write_bytes(b"weights")
+    (tmp_path / "xtts" / "config.json").write_text('{"model": "xtts"}')
+    soundfile.write(tmp_path / "me.wav", np.zeros(16000, dtype=np.float32), 16000)
+    screenplay, _ = write_project(
+        """
+        title: clone
+        characters:
+          me: {engine: coqui, model: xtts, speaker_wav: me.wav, language: de, speed: 1.25}
+        scenes:
+          - id: one
+            image: scene.png
+            lines:
+              - me: "Guten Tag."
+        """
+    )
+    fake = _CloningModel()
+    monkeypatch.setattr(coqui, "_load", lambda model: fake)
+    info = synthesise_line(screenplay, screenplay.scenes[0].lines[0], tmp_path / "me_line.wav")
+    assert fake.calls == [("Guten Tag.", {"speaker_wav": str(tmp_path / "me.wav"), "language": "de", "speed": 1.25})]
+    assert info.source_rate == 24000
+    assert info.voice["speaker_wav_sha256"] == file_sha256(tmp_path / "me.wav")
+    assert info.engine["details"]["architecture"] == "xtts"
