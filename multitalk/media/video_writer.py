@@ -30,17 +30,39 @@ class EncodeSettings:
         return {"fps": self.fps, "crf": self.crf, "preset": self.preset, "threads": self.threads, "codec": "h264"}
 
 
-class SegmentWriter:
-    """Write RGB frames (H, W, 3) uint8 to an MP4 segment; use as a context manager."""
+def frame_shape(pixel_format: str, width: int, height: int) -> tuple[int, ...]:
+    """Array shape of one raw frame: (H, W, 3) for rgb24, (H·3/2, W) planar Y then U then V for yuv420p."""
+    if pixel_format == "rgb24":
+        return (height, width, 3)
+    if pixel_format == "yuv420p":
+        return (height * 3 // 2, width)
+    raise ValueError(f"unsupported pixel format {pixel_format!r} (rgb24 or yuv420p)")
 
-    def __init__(self, path: Path, width: int, height: int, settings: EncodeSettings = EncodeSettings()):
+
+class SegmentWriter:
+    """Write raw uint8 frames to an MP4 segment; use as a context manager.
+
+    Frames are RGB (H, W, 3) by default; a renderer that composes in YUV can hand planar yuv420p frames
+    (`frame_shape`), which skips ffmpeg's colour conversion, the largest cost of a cheap renderer.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        settings: EncodeSettings | None = None,
+        pixel_format: str = "rgb24",
+    ):
         if width % 2 or height % 2:
             raise ValueError(f"frame size {width}x{height} must be even for yuv420p")
+        settings = settings or EncodeSettings()
         self.path = Path(path)
         self.width, self.height = width, height
+        self.shape = frame_shape(pixel_format, width, height)
         self.frames = 0
         command = ffmpeg_command(
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(settings.fps),
+            "-f", "rawvideo", "-pix_fmt", pixel_format, "-s", f"{width}x{height}", "-r", str(settings.fps),
             "-i", "pipe:0",
             "-an", "-c:v", "libx264", "-preset", settings.preset, "-crf", str(settings.crf),
             "-pix_fmt", "yuv420p", "-threads", str(settings.threads),
@@ -51,10 +73,8 @@ class SegmentWriter:
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def write(self, frame: np.ndarray) -> None:
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
-            raise ValueError(
-                f"frame must be uint8 ({self.height}, {self.width}, 3), got {frame.dtype} {tuple(frame.shape)}"
-            )
+        if frame.shape != self.shape or frame.dtype != np.uint8:
+            raise ValueError(f"frame must be uint8 {self.shape}, got {frame.dtype} {tuple(frame.shape)}")
         try:
             self._process.stdin.write(np.ascontiguousarray(frame).data)
         except BrokenPipeError:

@@ -1,0 +1,125 @@
+"""Flow: a screenplay in, a finished MP4 (with subtitles, timeline picture and manifest) out.
+
+Scenes render concurrently (each leases a device from the pool); each scene's chunks run in order. Every stage is
+cached by content, so a re-run after a crash continues where the last one stopped, and an edited line re-renders
+only what it changed. The final video is stitched when every scene has a clip.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.logging import get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.publish import publish_outputs, screenplay_report
+from flows.render_scene import render_one_scene
+from flows.settings import RenderSettings
+from multitalk.pipeline.clips import FINAL_STAGE, final_key
+from multitalk.screenplay.load import load_screenplay_with_source
+from multitalk.screenplay.schema import Screenplay
+from multitalk.screenplay.yaml_source import SourceMap
+from tasks.cache import cached
+from tasks.stitch import stitch, subtitle_files
+
+
+@task(name="scene", task_run_name="scene-{scene_id}")
+def scene_job(
+    screenplay: Screenplay, source: SourceMap | None, scene_id: str, settings: RenderSettings
+) -> dict[str, Any]:
+    """One scene end to end (voices, timeline, chunks, clip); runs in the flow's thread pool."""
+    return render_one_scene(screenplay, source, screenplay.scene(scene_id), settings)
+
+
+def select_scenes(screenplay: Screenplay, scenes: list[str] | None) -> list[str]:
+    known = [scene.id for scene in screenplay.scenes]
+    if not scenes:
+        return known
+    wanted = [name.strip() for item in scenes for name in str(item).split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown scene(s) {', '.join(unknown)} in {screenplay.source_file} (scenes: {', '.join(known)})"
+        )
+    return [name for name in known if name in wanted]
+
+
+@flow(name="render-screenplay", task_runner=ThreadPoolTaskRunner(max_workers=4))
+def render_screenplay(
+    screenplay: str,
+    scenes: list[str] | None = None,
+    force: list[str] | None = None,
+    renderer: str | None = None,
+    store_root: str | None = None,
+    weights: str | None = None,
+    devices: list[str] | None = None,
+    parallel_scenes: int | None = None,
+) -> dict[str, Any]:
+    """Render `screenplay` (a YAML path) into `<outputs>/<slug>/final.mp4`; returns the manifest."""
+    started = time.monotonic()
+    logger = get_run_logger()
+    loaded, source = load_screenplay_with_source(screenplay)
+    settings = RenderSettings.resolve(
+        loaded,
+        renderer=renderer,
+        store_root=store_root,
+        force=force,
+        weights=weights,
+        devices=devices,
+        parallel_scenes=parallel_scenes,
+    )
+    selected = select_scenes(loaded, scenes)
+    logger.info(
+        "%s: %d of %d scenes with the %s renderer on %s",
+        loaded.title,
+        len(selected),
+        len(loaded.scenes),
+        settings.renderer,
+        ", ".join(settings.devices),
+    )
+    futures = {scene_id: scene_job.submit(loaded, source, scene_id, settings) for scene_id in selected}
+    results = {scene_id: future.result() for scene_id, future in futures.items()}
+    final = None
+    if len(results) == len(loaded.scenes):
+        final = stitch_all(loaded, [results[scene.id] for scene in loaded.scenes], settings)
+    else:
+        logger.info("final video not stitched: only %d of %d scenes were rendered", len(results), len(loaded.scenes))
+    manifest = publish_outputs(loaded, settings, results, final, wall_seconds=time.monotonic() - started)
+    create_markdown_artifact(
+        markdown=screenplay_report(manifest), key=_artifact_key(loaded), description=f"render of {loaded.title}"
+    )
+    return manifest
+
+
+def stitch_all(screenplay: Screenplay, scenes: list[dict[str, Any]], settings: RenderSettings) -> dict[str, Any]:
+    """Stitch every scene clip into the final video (cached by the clips' keys)."""
+    store = settings.store
+    clip_keys = [scene["clip_key"] for scene in scenes]
+    audio_keys = [scene["audio_key"] for scene in scenes]
+    subtitles = subtitle_files(screenplay, store, audio_keys, [scene["scene_id"] for scene in scenes])
+    key = final_key(clip_keys, audio_keys, subtitles.get("final.srt", ""))
+    if "final" in settings.force:
+        store.invalidate(FINAL_STAGE, key)
+    return cached(stitch, FINAL_STAGE, store)(
+        key=key,
+        store_root=str(store.root),
+        clip_keys=clip_keys,
+        audio_keys=audio_keys,
+        subtitles=subtitles,
+        frames=sum(scene["frames"] for scene in scenes),
+    )
+
+
+def _artifact_key(screenplay: Screenplay) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in screenplay.slug.lower()).strip("-") or "screenplay"
+    return f"render-{slug}"
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(render_screenplay(str(Path(sys.argv[1]).resolve())))

@@ -1,0 +1,81 @@
+"""From a screenplay scene and its laid-out audio to what a renderer sees, and the scene's visual key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from multitalk.audio.align import Timeline
+from multitalk.renderers.base import Person, SceneContext, SpokenLine
+from multitalk.screenplay.schema import Scene, Screenplay
+from multitalk.store.keys import file_digest
+
+
+def display_name(screenplay: Screenplay, speaker: str) -> str:
+    character = screenplay.characters.get(speaker)
+    return (character.display_name if character and character.display_name else None) or speaker
+
+
+def persons(screenplay: Screenplay, scene: Scene, tracks: dict[str, Path] | None = None) -> tuple[Person, ...]:
+    """The on-screen speakers in model order (person 1, person 2) with their placement and track."""
+    out = []
+    for name in scene.on_screen_speakers():
+        placement = scene.cast[name]
+        character = screenplay.characters[name]
+        out.append(
+            Person(
+                name=name,
+                display_name=display_name(screenplay, name),
+                side=placement.side,
+                bbox=tuple(placement.bbox) if placement.bbox is not None else None,
+                color=character.color,
+                track=(tracks or {}).get(name),
+            )
+        )
+    return tuple(out)
+
+
+def scene_seed(screenplay: Screenplay, scene: Scene) -> int:
+    return scene.seed if scene.seed is not None else screenplay.defaults.seed
+
+
+def scene_visual_material(screenplay: Screenplay, scene: Scene) -> dict[str, Any]:
+    """What every renderer's frames may depend on besides audio and lines: the picture and who stands where."""
+    return {
+        "image": file_digest(scene.image_path),
+        "resolution": screenplay.defaults.resolution,
+        "fps": screenplay.defaults.fps,
+        "persons": [
+            {"name": p.name, "display": p.display_name, "side": p.side, "bbox": p.bbox, "color": p.color}
+            for p in persons(screenplay, scene)
+        ],
+    }
+
+
+def scene_context(screenplay: Screenplay, scene: Scene, timeline: Timeline, tracks: dict[str, Path]) -> SceneContext:
+    """The renderer's view of one scene, with its conditioning tracks on disk."""
+    sampling = screenplay.defaults.sampling
+    lines = tuple(
+        SpokenLine(
+            speaker=line.speaker,
+            display_name=display_name(screenplay, line.speaker),
+            text=line.text or "",
+            start_frame=line.start_frame,
+            end_frame=line.end_frame,
+            on_screen=line.on_screen,
+        )
+        for line in timeline.lines
+    )
+    return SceneContext(
+        scene_id=scene.id,
+        image=scene.image_path,
+        prompt=scene.prompt,
+        negative_prompt=sampling.negative_prompt,
+        persons=persons(screenplay, scene, tracks),
+        lines=lines,
+        total_frames=timeline.frames,
+        resolution=screenplay.defaults.resolution,
+        seed=scene_seed(screenplay, scene),
+        fps=timeline.fps,
+        settings=sampling.model_dump(),
+    )

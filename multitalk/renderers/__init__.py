@@ -1,0 +1,1 @@
+"""Renderers: one protocol (base.py), the preview animatic and the MultiTalk model."""
