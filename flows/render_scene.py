@@ -40,59 +40,51 @@ def is_cached(state: Any) -> bool:
     return getattr(state, "name", "") == "Cached"
 
 
-def submit_voices(screenplay: Screenplay, scene: Scene, settings: RenderSettings) -> tuple[list[str], list]:
-    """Submit a TTS task per line of a scene (concurrently); returns (line keys, futures)."""
+def voice_and_align(
+    screenplay: Screenplay, source: SourceMap | None, scenes: list[Scene], settings: RenderSettings
+) -> dict[str, dict[str, Any]]:
+    """Voice every line of `scenes` (TTS tasks run concurrently), then lay out each scene's audio.
+
+    Submitted from the flow itself, never from inside another task, so the thread pool cannot deadlock.
+    """
     store = settings.store
     voice = cached(voice_line, TTS_STAGE, store)
-    keys, futures = [], []
-    for index, line in enumerate(scene.lines):
-        key = line_key(screenplay, line)
-        if "tts" in settings.force:
-            store.invalidate(TTS_STAGE, key)
-        keys.append(key)
-        futures.append(
-            voice.submit(
-                key=key,
-                store_root=str(store.root),
-                screenplay=screenplay,
-                scene_id=scene.id,
-                line_index=index,
-                line=line,
-                return_state=False,
+    submitted: dict[str, tuple[list[str], list[PrefectFuture]]] = {}
+    for scene in scenes:
+        keys, futures = [], []
+        for index, line in enumerate(scene.lines):
+            key = line_key(screenplay, line)
+            if "tts" in settings.force:
+                store.invalidate(TTS_STAGE, key)
+            keys.append(key)
+            futures.append(
+                voice.submit(
+                    key=key,
+                    store_root=str(store.root),
+                    screenplay=screenplay,
+                    scene_id=scene.id,
+                    line_index=index,
+                    line=line,
+                )
             )
+        submitted[scene.id] = (keys, futures)
+    aligner = cached(align_scene, AUDIO_STAGE, store)
+    aligned: dict[str, tuple[PrefectFuture, dict[str, Any]]] = {}
+    for scene in scenes:
+        keys, futures = submitted[scene.id]
+        counts = {"voiced": 0, "voices_cached": 0}
+        for future in futures:
+            result = future.result()
+            fresh = result["voiced"] and not is_cached(future.state)
+            counts["voiced" if fresh else "voices_cached"] += 1
+        key = scene_audio_key(screenplay, scene, keys)
+        if "align" in settings.force:
+            store.invalidate(AUDIO_STAGE, key)
+        future = aligner.submit(
+            key=key, store_root=str(store.root), screenplay=screenplay, scene_id=scene.id, line_keys=keys, source=source
         )
-    return keys, futures
-
-
-def align(
-    screenplay: Screenplay,
-    source: SourceMap | None,
-    scene: Scene,
-    line_keys: list[str],
-    voice_futures: list[PrefectFuture],
-    settings: RenderSettings,
-) -> dict[str, Any]:
-    """Wait for a scene's voices, then lay out its timeline, tracks and mix (cached)."""
-    voiced = cached_voices = 0
-    for future in voice_futures:
-        result = future.result()
-        if is_cached(future.state) or not result["voiced"]:
-            cached_voices += 1
-        else:
-            voiced += 1
-    store = settings.store
-    key = scene_audio_key(screenplay, scene, line_keys)
-    if "align" in settings.force:
-        store.invalidate(AUDIO_STAGE, key)
-    result = cached(align_scene, AUDIO_STAGE, store)(
-        key=key,
-        store_root=str(store.root),
-        screenplay=screenplay,
-        scene_id=scene.id,
-        line_keys=line_keys,
-        source=source,
-    )
-    return {**result, "line_keys": line_keys, "voiced": voiced, "voices_cached": cached_voices}
+        aligned[scene.id] = (future, {**counts, "line_keys": keys})
+    return {scene_id: {**future.result(), **extra} for scene_id, (future, extra) in aligned.items()}
 
 
 def render_scene_video(
@@ -165,20 +157,11 @@ def render_scene_video(
         "clip_key": clip,
         "audio_key": audio["key"],
         "line_keys": audio["line_keys"],
+        "voiced": audio["voiced"],
+        "voices_cached": audio["voices_cached"],
         "clip": clip_result,
         "wall_seconds": round(time.monotonic() - started, 3),
     }
-
-
-def render_one_scene(
-    screenplay: Screenplay, source: SourceMap | None, scene: Scene, settings: RenderSettings
-) -> dict[str, Any]:
-    """Voices, timeline and video of one scene, on a device leased from the shared pool."""
-    keys, futures = submit_voices(screenplay, scene, settings)
-    audio = align(screenplay, source, scene, keys, futures, settings)
-    with shared_pool(settings.devices).lease() as device:
-        video = render_scene_video(screenplay, scene, audio, settings, device)
-    return {**video, "voiced": audio["voiced"], "voices_cached": audio["voices_cached"]}
 
 
 @flow(name="render-scene", flow_run_name="{scene_id}", task_runner=ThreadPoolTaskRunner(max_workers=4))
@@ -196,7 +179,10 @@ def render_scene(
     settings = RenderSettings.resolve(
         loaded, renderer=renderer, store_root=store_root, force=force, weights=weights, devices=devices
     )
-    result = render_one_scene(loaded, source, loaded.scene(scene_id), settings)
+    scene = loaded.scene(scene_id)
+    audio = voice_and_align(loaded, source, [scene], settings)[scene_id]
+    with shared_pool(settings.devices).lease() as device:
+        result = render_scene_video(loaded, scene, audio, settings, device)
     get_run_logger().info(
         "scene %s: %d chunks (%d rendered, %d cached), %.1fs of video",
         scene_id,

@@ -17,22 +17,21 @@ from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.publish import publish_outputs, screenplay_report
-from flows.render_scene import render_one_scene
+from flows.render_scene import render_scene_video, voice_and_align
 from flows.settings import RenderSettings
 from multitalk.pipeline.clips import FINAL_STAGE, final_key
+from multitalk.pipeline.devices import shared_pool
 from multitalk.screenplay.load import load_screenplay_with_source
 from multitalk.screenplay.schema import Screenplay
-from multitalk.screenplay.yaml_source import SourceMap
 from tasks.cache import cached
 from tasks.stitch import stitch, subtitle_files
 
 
 @task(name="scene", task_run_name="scene-{scene_id}")
-def scene_job(
-    screenplay: Screenplay, source: SourceMap | None, scene_id: str, settings: RenderSettings
-) -> dict[str, Any]:
-    """One scene end to end (voices, timeline, chunks, clip); runs in the flow's thread pool."""
-    return render_one_scene(screenplay, source, screenplay.scene(scene_id), settings)
+def scene_job(screenplay: Screenplay, scene_id: str, audio: dict[str, Any], settings: RenderSettings) -> dict[str, Any]:
+    """One scene's chunks and clip on a device leased from the pool; runs in the flow's thread pool."""
+    with shared_pool(settings.devices).lease() as device:
+        return render_scene_video(screenplay, screenplay.scene(scene_id), audio, settings, device)
 
 
 def select_scenes(screenplay: Screenplay, scenes: list[str] | None) -> list[str]:
@@ -81,7 +80,8 @@ def render_screenplay(
         settings.renderer,
         ", ".join(settings.devices),
     )
-    futures = {scene_id: scene_job.submit(loaded, source, scene_id, settings) for scene_id in selected}
+    audio = voice_and_align(loaded, source, [loaded.scene(scene_id) for scene_id in selected], settings)
+    futures = {scene_id: scene_job.submit(loaded, scene_id, audio[scene_id], settings) for scene_id in selected}
     results = {scene_id: future.result() for scene_id, future in futures.items()}
     final = None
     if len(results) == len(loaded.scenes):

@@ -62,8 +62,9 @@ def cached(task: Task, stage: str, store: Store, *, refresh: bool = False) -> Ta
     records.mkdir(parents=True, exist_ok=True)
     locks = store.cache_root / PREFECT_LOCKS
     locks.mkdir(parents=True, exist_ok=True)
+    # Prefect keeps each record (metadata + JSON result) in result_storage under the key; setting key_storage to
+    # the same folder would make the metadata overwrite the result.
     policy = StoreCachePolicy(stage=stage, store_root=str(store.root)).configure(
-        key_storage=records,
         lock_manager=FileSystemLockManager(lock_files_directory=locks),
         isolation_level="SERIALIZABLE",
     )
