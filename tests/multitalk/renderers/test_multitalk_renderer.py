@@ -1,0 +1,192 @@
+"""The `multitalk` renderer behind the renderer protocol, with a tiny random release, through the real spine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from multitalk.generation.pipeline import CARRY_TENSORS
+from multitalk.generation.streaming import audio_window, plan_chunks
+from multitalk.media.video_writer import EncodeSettings
+from multitalk.model import weights as W
+from multitalk.model.configs import CONFIGS
+from multitalk.model.lora import LoraSpec
+from multitalk.model.tiny_release import write_tiny_release, write_tiny_scene
+from multitalk.pipeline.chunks import CARRY_DIR, CHUNK_STAGE, chunk_keys, render_chunk_into_store
+from multitalk.renderers import multitalk as renderer_module
+from multitalk.renderers.base import Person, Renderer, SceneContext, SpokenLine
+from multitalk.renderers.multitalk import MultiTalkRenderer, placement_of
+from multitalk.store.store import Store
+
+CONFIG = CONFIGS["tiny"]
+TOTAL_FRAMES = 40
+SETTINGS = {"steps": 2, "teacache": None}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    renderer_module.release_pipelines()
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
+    return write_tiny_release(tmp_path_factory.mktemp("weights"), CONFIG)
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory) -> SceneContext:
+    assets = write_tiny_scene(tmp_path_factory.mktemp("scene"), TOTAL_FRAMES, persons=2, seed=5)
+    persons = (
+        Person("alice", "Alice", "left", None, track=assets.tracks[0]),
+        Person("bob", "Bob", None, (60.0, 5.0, 105.0, 55.0), track=assets.tracks[1]),
+    )
+    lines = (SpokenLine("alice", "Alice", "Hi.", 0, 18, True), SpokenLine("bob", "Bob", "Hello.", 20, 38, True))
+    return SceneContext(
+        scene_id="kitchen",
+        image=assets.image,
+        prompt="two friends talk at a kitchen table",
+        negative_prompt=None,
+        persons=persons,
+        lines=lines,
+        total_frames=TOTAL_FRAMES,
+        resolution="480p",
+        seed=11,
+        settings=dict(SETTINGS),
+    )
+
+
+def _renderer(release, **kwargs) -> MultiTalkRenderer:
+    return MultiTalkRenderer(release, config="tiny", **kwargs)
+
+
+def _with(context: SceneContext, **changes) -> SceneContext:
+    from dataclasses import replace
+
+    return replace(context, **changes)
+
+
+def test_it_implements_the_renderer_protocol(release):
+    renderer = _renderer(release)
+    assert isinstance(renderer, Renderer)
+    assert renderer.name == "multitalk" and renderer.pixel_format == "rgb24"
+    assert renderer.geometry == CONFIG.geometry
+    assert renderer.audio_margin_frames == CONFIG.audio_feature_margin + 2
+
+
+def test_identity_is_stable_cheap_and_names_what_changes_the_output(release, tmp_path):
+    renderer_module.release_pipelines()
+    identity = _renderer(release).identity()
+    assert identity == _renderer(release).identity()
+    assert not renderer_module._PIPELINES  # no model was loaded to compute it
+    json.dumps(identity)
+    assert identity["renderer"] == "multitalk" and identity["model"] == "tiny"
+    assert identity["weights"] == W.weights_fingerprint(release) and identity["dtypes"]["dit"] == "float32"
+    assert _renderer(release, sampling={"steps": 8}).identity() != identity
+    other = write_tiny_release(tmp_path / "other", CONFIG, seed=1)
+    assert _renderer(other).identity()["weights"] != identity["weights"]
+    lora = tmp_path / "lora.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"diffusion_model.head.head.diff_b": torch.zeros(64)}, str(lora))
+    assert _renderer(release, loras=[LoraSpec(lora, 1.0)]).identity() != identity
+
+
+def test_frame_size_is_the_bucket_of_the_scene_image(release, context):
+    assert _renderer(release).frame_size(context) == (96, 48)  # 110x60 -> h/w 0.55 -> bucket 0.50 = 48x96
+    assert _renderer(release).frame_size(_with(context, resolution="720p")) == (128, 64)
+
+
+def test_placements_map_to_person_masks():
+    assert placement_of(Person("a", "A", "left", None)) == "left"
+    assert placement_of(Person("a", "A", None, (1, 2, 3, 4))) == (1.0, 2.0, 3.0, 4.0)
+    assert placement_of(Person("a", "A", "center", None)) is None
+
+
+def test_chunk_key_material_covers_what_the_frames_depend_on(release, context):
+    renderer = _renderer(release)
+    chunk = plan_chunks(TOTAL_FRAMES, renderer.geometry)[1]
+    base = renderer.chunk_key_material(context, chunk)
+    json.dumps(base)
+    assert base["sampling"]["steps"] == 2 and base["seed"] == 11
+    person = context.persons[0]
+    for changed in (
+        _with(context, prompt="two friends argue"),
+        _with(context, negative_prompt="blurry"),
+        _with(context, seed=12),
+        _with(context, settings={**SETTINGS, "audio_guidance": 3.0}),
+        _with(context, persons=(Person("alice", "Alice", "right", None, track=person.track), context.persons[1])),
+    ):
+        assert renderer.chunk_key_material(changed, chunk) != base
+    new_lines = (SpokenLine("alice", "Alice", "Hey!", 0, 18, True),)
+    assert renderer.chunk_key_material(_with(context, lines=new_lines), chunk) == base  # audio carries the lines
+
+
+def test_missing_weights_surface_as_one_message(tmp_path, monkeypatch):
+    root = write_tiny_release(tmp_path / "broken", CONFIG)
+    (root / W.WAN_DIR / W.T5_FILE).unlink()
+    with pytest.raises(W.MissingWeightsError, match=rf"{W.T5_FILE}(.|\n)*Official weights"):
+        _renderer(root).identity()
+    monkeypatch.delenv("MULTITALK_WEIGHTS", raising=False)
+    with pytest.raises(W.MissingWeightsError, match="MULTITALK_WEIGHTS"):
+        MultiTalkRenderer(config="tiny")
+    monkeypatch.setenv("MULTITALK_WEIGHTS", str(root))
+    assert MultiTalkRenderer(config="tiny").weights_root == root
+
+
+def test_the_audio_it_reads_is_the_audio_the_key_hashes(release, context):
+    renderer = _renderer(release)
+    track = sf.read(context.persons[1].track, dtype="float32")[0]
+    for chunk in plan_chunks(TOTAL_FRAMES, renderer.geometry):
+        start, end = chunk.audio_window(renderer.audio_margin_frames)
+        assert np.array_equal(context.read_track_window(1, start, end), audio_window(track, start, end))
+
+
+def test_one_pipeline_per_device_slot(release, tmp_path):
+    renderer_module.release_pipelines()
+    first = _renderer(release).pipeline()
+    assert _renderer(release).pipeline() is first
+    assert _renderer(release, device="cpu:1").pipeline() is not first
+    other = write_tiny_release(tmp_path / "other", CONFIG, seed=2)
+    replaced = _renderer(other).pipeline()
+    assert replaced is not first and _renderer(release, device="cpu:1").pipeline() is not replaced
+    assert set(renderer_module._PIPELINES) == {"cpu", "cpu:1"}
+    renderer_module.release_pipelines()
+
+
+def test_a_scene_through_the_spine_and_a_resume_from_the_store(release, context, tmp_path):
+    store = Store(tmp_path / "outputs")
+    encode = EncodeSettings()
+    renderer = _renderer(release)
+    tracks = [sf.read(p.track, dtype="float32")[0] for p in context.persons]
+    keyed = chunk_keys("scene-key", context, renderer, encode, tracks)
+    assert len(keyed) == 3
+    entries = []
+    previous = None
+    for chunk, key in keyed:
+        previous = render_chunk_into_store(store, key, renderer, context, chunk, previous, encode)
+        entries.append(previous)
+        assert previous.result["frames"] == chunk.delivered and previous.result["size"] == [96, 48]
+        assert f"{CARRY_DIR}/{CARRY_TENSORS}" in previous.files
+    carry = (entries[2].path / CARRY_DIR / CARRY_TENSORS).read_bytes()
+    segment = entries[2].file("segment.mp4").read_bytes()
+
+    # A crash before chunk 2 was committed: a new process (fresh pipeline) resumes from chunk 1's entry.
+    renderer_module.release_pipelines()
+    store.invalidate(CHUNK_STAGE, keyed[2][1])
+    assert store.get(CHUNK_STAGE, keyed[2][1]) is None
+    resumed_renderer = _renderer(release)
+    assert chunk_keys("scene-key", context, resumed_renderer, encode, tracks) == keyed
+    resumed = render_chunk_into_store(
+        store, keyed[2][1], resumed_renderer, context, keyed[2][0], store.get(CHUNK_STAGE, keyed[1][1]), encode
+    )
+    assert (resumed.path / CARRY_DIR / CARRY_TENSORS).read_bytes() == carry
+    assert resumed.file("segment.mp4").read_bytes() == segment
