@@ -11,7 +11,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from multitalk.screenplay import ScreenplayError, load_screenplay
+from flows.cache_commands import cache_app
+from flows.doctor import doctor
+from multitalk.screenplay import Screenplay, ScreenplayError, load_screenplay
 
 app = typer.Typer(
     add_completion=False,
@@ -57,15 +59,18 @@ def render(
     renderer: str = typer.Option(None, "--renderer", "-r", help="preview or multitalk (default: the screenplay's)."),
     outputs: Path = typer.Option(None, "--outputs", "-o", help="Outputs and cache root (default: ./outputs)."),  # noqa: B008
     weights: Path = typer.Option(None, "--weights", "-w", help="Folder of the official weights."),  # noqa: B008
+    model: str = typer.Option(None, "--model", help="Model config of the weights (default multitalk-14b)."),
     devices: list[str] = typer.Option(None, "--device", "-d", help="Devices to spread scenes over (repeat)."),  # noqa: B008
 ) -> None:
     """Render a screenplay to outputs/<name>/final.mp4 through the Prefect flow, with progress bars."""
     try:
-        load_screenplay(file)
+        screenplay = load_screenplay(file)
     except ScreenplayError as error:
         for problem in error.problems:
             console.print(str(problem), markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
+    if (renderer or screenplay.defaults.renderer) == "multitalk":
+        _check_weights(weights, screenplay)
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
 
@@ -78,9 +83,10 @@ def render(
                 renderer=renderer,
                 store_root=str(outputs.resolve()) if outputs else None,
                 weights=str(weights.resolve()) if weights else None,
+                model=model,
                 devices=devices or None,
             )
-        except (ScreenplayError, ValueError) as error:
+        except (ScreenplayError, ValueError, FileNotFoundError) as error:
             progress.stop()
             console.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_INVALID) from None
@@ -91,6 +97,80 @@ def render(
         f"{totals['wall_seconds']:.1f}s wall"
     )
     console.print(f"video: {manifest['video'] or 'not stitched (not every scene rendered)'}", markup=False)
+
+
+@app.command()
+def timeline(
+    file: Path = typer.Argument(..., help="Screenplay YAML file."),  # noqa: B008
+    outputs: Path = typer.Option(None, "--outputs", "-o", help="Outputs and cache root (default: ./outputs)."),  # noqa: B008
+    out: Path = typer.Option(None, "--out", help="PNG to write (default: outputs/<name>/timeline.png)."),  # noqa: B008
+) -> None:
+    """Voice every line and lay out the scenes; draw who speaks when (one lane per speaker per scene)."""
+    from rich.progress import Progress
+
+    from flows.settings import default_outputs
+    from multitalk.audio.timeline_plot import draw_timeline
+    from multitalk.pipeline.voices import ensure_line_audio, ensure_scene_audio, line_key, scene_audio_key, timeline_of
+    from multitalk.screenplay.load import load_screenplay_with_source
+    from multitalk.store.store import Store
+
+    try:
+        screenplay, source = load_screenplay_with_source(file)
+    except ScreenplayError as error:
+        for problem in error.problems:
+            console.print(str(problem), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    store = Store(outputs or default_outputs())
+    timelines = {}
+    lines = sum(len(scene.lines) for scene in screenplay.scenes)
+    try:
+        with Progress(console=console, transient=True) as progress:
+            bar = progress.add_task("voicing lines", total=lines)
+            for index, scene in enumerate(screenplay.scenes):
+                entries, keys = [], []
+                for line in scene.lines:
+                    key = line_key(screenplay, line)
+                    entries.append(ensure_line_audio(store, key, screenplay, line)[0])
+                    keys.append(key)
+                    progress.advance(bar)
+                audio_key = scene_audio_key(screenplay, scene, keys)
+                entry, _ = ensure_scene_audio(
+                    store, audio_key, screenplay, scene, entries, scene_index=index, source=source
+                )
+                timelines[scene.id] = timeline_of(entry)
+    except ScreenplayError as error:
+        for problem in error.problems:
+            console.print(str(problem), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    target = out or store.root / screenplay.slug / "timeline.png"
+    draw_timeline(screenplay, timelines, target)
+    seconds = sum(t.duration for t in timelines.values())
+    console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False)
+
+
+def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
+    """Fail fast, before any compute, when the official weights are not where the render will look."""
+    from flows.settings import RenderSettings
+    from multitalk.model.weights import MissingWeightsError, resolve_weights
+
+    folder = weights or RenderSettings.resolve(screenplay, renderer="multitalk").weights
+    if folder is None:
+        console.print(
+            "the multitalk renderer needs the official weights: pass --weights DIR, set MULTITALK_WEIGHTS, or "
+            "set defaults.weights in the screenplay (README: Official weights); --renderer preview needs none",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        resolve_weights(Path(folder))
+    except MissingWeightsError as error:
+        console.print(str(error), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+# Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).
+app.add_typer(cache_app, name="cache")
+app.command()(doctor)
 
 
 def main() -> None:

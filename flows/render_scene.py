@@ -99,7 +99,7 @@ def render_scene_video(
     context = scene_context(screenplay, scene, timeline_of(audio_entry), tracks_of(audio_entry))
     renderer = renderer_for(settings, device)
     scene_key = content_key(SCENE_STAGE, SCENE_VERSION, scene_visual_material(screenplay, scene))
-    keyed = chunk_keys(scene_key, context, renderer, settings.encode, context.read_tracks())
+    keyed = chunk_keys(scene_key, context, renderer, settings.encode)
     emit(ProgressEvent("scene-planned", scene.id, chunks_total=len(keyed), frames=context.total_frames))
     artifact = SceneProgressArtifact(scene.id, len(keyed))
     chunk_task = cached(render_chunk, CHUNK_STAGE, store)
@@ -172,12 +172,13 @@ def render_scene(
     store_root: str | None = None,
     force: list[str] | None = None,
     weights: str | None = None,
+    model: str | None = None,
     devices: list[str] | None = None,
 ) -> dict[str, Any]:
     """Render one scene of `screenplay` into the store (its clip is what the screenplay's stitch uses)."""
     loaded, source = load_screenplay_with_source(screenplay)
     settings = RenderSettings.resolve(
-        loaded, renderer=renderer, store_root=store_root, force=force, weights=weights, devices=devices
+        loaded, renderer=renderer, store_root=store_root, force=force, weights=weights, model=model, devices=devices
     )
     scene = loaded.scene(scene_id)
     audio = voice_and_align(loaded, source, [scene], settings)[scene_id]

@@ -46,6 +46,7 @@ class RenderSettings:
     force: frozenset[str]
     weights: str | None
     devices: tuple[str, ...]
+    model: str = "multitalk-14b"  # model config name for the multitalk renderer (tests use "tiny")
     encode: EncodeSettings = field(default_factory=EncodeSettings)
 
     @property
@@ -63,6 +64,7 @@ class RenderSettings:
         weights: str | None = None,
         devices: list[str] | None = None,
         parallel_scenes: int | None = None,
+        model: str | None = None,
     ) -> RenderSettings:
         name = renderer or screenplay.defaults.renderer
         if name not in RENDERERS:
@@ -82,6 +84,7 @@ class RenderSettings:
             weights=weights_dir,
             devices=chosen,
             encode=EncodeSettings(crf=screenplay.defaults.crf, preset=preset),
+            model=model or os.environ.get("MULTITALK_MODEL", "multitalk-14b"),
         )
 
 

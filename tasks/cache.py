@@ -12,7 +12,10 @@ for each other's entries instead of computing them twice.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +27,79 @@ from prefect.tasks import Task
 
 from multitalk.store.store import Store
 
+STALE_LOCK_SECONDS = 12 * 3600  # a lock this old belongs to a holder on a machine that is gone
 PREFECT_RECORDS = "prefect"  # <store root>/cache/prefect/<key>: Prefect's cache records and JSON results
 PREFECT_LOCKS = "prefect-locks"
 
 
 def records_dir(store: Store) -> Path:
     return store.cache_root / PREFECT_RECORDS
+
+
+def _process_is_gone(host: object, pid: object) -> bool:
+    """True when (host, pid) names a process on this machine that no longer exists."""
+    if host != socket.gethostname() or not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+class CrashSafeLockManager(FileSystemLockManager):
+    """File locks that a killed render cannot hold forever.
+
+    Prefect's file locks never expire by default and name their holder by a random id, so a render killed in
+    the middle of a task would leave its lock and the next run would wait for it for ever. We add the holding
+    process (host and pid) to each lock file; a lock whose process is gone (same host), or that is older than
+    `STALE_LOCK_SECONDS` (another host, e.g. on a shared store), counts as free and is removed.
+    """
+
+    def acquire_lock(
+        self, key: str, holder: str, acquire_timeout: float | None = None, hold_timeout: float | None = None
+    ) -> bool:
+        acquired = super().acquire_lock(key, holder, acquire_timeout, hold_timeout)
+        if acquired:
+            self._sign(key)
+        return acquired
+
+    async def aacquire_lock(
+        self, key: str, holder: str, acquire_timeout: float | None = None, hold_timeout: float | None = None
+    ) -> bool:
+        acquired = await super().aacquire_lock(key, holder, acquire_timeout, hold_timeout)
+        if acquired:
+            self._sign(key)
+        return acquired
+
+    def _sign(self, key: str) -> None:
+        path = Path(self._lock_path_for_key(key))
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            info = json.loads(path.read_text())
+            info.update(host=socket.gethostname(), pid=os.getpid())
+            temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            temp.write_text(json.dumps(info))
+            os.replace(temp, path)
+
+    def is_locked(self, key: str, use_cache: bool = False) -> bool:
+        if not super().is_locked(key, use_cache=use_cache):
+            return False
+        path = Path(self._lock_path_for_key(key))
+        try:
+            info = json.loads(path.read_text())
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        except json.JSONDecodeError:  # being written right now
+            return True
+        if _process_is_gone(info.get("host"), info.get("pid")) or age > STALE_LOCK_SECONDS:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            self._locks.pop(key, None)
+            return False
+        return True
 
 
 @dataclass
@@ -65,7 +135,7 @@ def cached(task: Task, stage: str, store: Store, *, refresh: bool = False) -> Ta
     # Prefect keeps each record (metadata + JSON result) in result_storage under the key; setting key_storage to
     # the same folder would make the metadata overwrite the result.
     policy = StoreCachePolicy(stage=stage, store_root=str(store.root)).configure(
-        lock_manager=FileSystemLockManager(lock_files_directory=locks),
+        lock_manager=CrashSafeLockManager(lock_files_directory=locks),
         isolation_level="SERIALIZABLE",
     )
     return task.with_options(

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from multitalk.generation.streaming import Chunk, audio_window, plan_chunks
+from multitalk.generation.streaming import Chunk, plan_chunks
 from multitalk.media.video_writer import EncodeSettings, SegmentWriter
 from multitalk.renderers.base import Renderer, SceneContext
 from multitalk.store.keys import array_digest, content_key
@@ -33,13 +33,12 @@ CARRY_DIR = "carry"
 
 
 def chunk_keys(
-    scene_key: str,
-    context: SceneContext,
-    renderer: Renderer,
-    encode: EncodeSettings,
-    tracks: list[np.ndarray],
+    scene_key: str, context: SceneContext, renderer: Renderer, encode: EncodeSettings
 ) -> list[tuple[Chunk, str]]:
-    """Every chunk of a scene with its content key, first to last."""
+    """Every chunk of a scene with its content key, first to last.
+
+    Audio windows are read from the track files one at a time, so memory does not grow with the scene's length.
+    """
     previous = None
     keyed = []
     for chunk in plan_chunks(context.total_frames, renderer.geometry):
@@ -49,7 +48,9 @@ def chunk_keys(
             "renderer": renderer.identity(),
             "encode": encode.to_json(),
             "chunk": chunk.to_json(),
-            "audio": [array_digest(audio_window(track, start, end)) for track in tracks],
+            "audio": [
+                array_digest(context.read_track_window(index, start, end)) for index in range(len(context.persons))
+            ],
             "extra": renderer.chunk_key_material(context, chunk),
             "previous": previous,
         }

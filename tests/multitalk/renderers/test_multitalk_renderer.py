@@ -166,8 +166,7 @@ def test_a_scene_through_the_spine_and_a_resume_from_the_store(release, context,
     store = Store(tmp_path / "outputs")
     encode = EncodeSettings()
     renderer = _renderer(release)
-    tracks = [sf.read(p.track, dtype="float32")[0] for p in context.persons]
-    keyed = chunk_keys("scene-key", context, renderer, encode, tracks)
+    keyed = chunk_keys("scene-key", context, renderer, encode)
     assert len(keyed) == 3
     entries = []
     previous = None
@@ -184,7 +183,7 @@ def test_a_scene_through_the_spine_and_a_resume_from_the_store(release, context,
     store.invalidate(CHUNK_STAGE, keyed[2][1])
     assert store.get(CHUNK_STAGE, keyed[2][1]) is None
     resumed_renderer = _renderer(release)
-    assert chunk_keys("scene-key", context, resumed_renderer, encode, tracks) == keyed
+    assert chunk_keys("scene-key", context, resumed_renderer, encode) == keyed
     resumed = render_chunk_into_store(
         store, keyed[2][1], resumed_renderer, context, keyed[2][0], store.get(CHUNK_STAGE, keyed[1][1]), encode
     )

@@ -1,0 +1,47 @@
+"""The Prefect cache layer: keys valid only while the store entry is, and locks that crashes cannot keep."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from multitalk.store.store import Store
+from tasks.cache import PREFECT_RECORDS, CrashSafeLockManager, StoreCachePolicy
+
+
+def test_compute_key_is_the_content_key_while_the_entry_is_valid(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    policy = StoreCachePolicy(stage="chunk", store_root=str(tmp_path))
+    record = store.cache_root / PREFECT_RECORDS / "k1"
+    record.parent.mkdir(parents=True)
+    record.write_text("{}")
+    assert policy.compute_key(None, {"key": "k1"}, {}) == "k1"
+    assert not record.exists(), "a record without its store entry must be dropped, so the task runs again"
+
+    entry = store.put("chunk", "k1", {"segment.mp4": b"frames"})
+    record.write_text("{}")
+    assert policy.compute_key(None, {"key": "k1"}, {}) == "k1"
+    assert record.exists()
+    (entry.path / "segment.mp4").write_bytes(b"fram")  # truncated
+    policy.compute_key(None, {"key": "k1"}, {})
+    assert not record.exists()
+    assert policy.compute_key(None, {}, {}) is None
+
+
+def test_lock_of_a_dead_process_is_free(tmp_path: Path) -> None:
+    manager = CrashSafeLockManager(lock_files_directory=tmp_path)
+    assert manager.acquire_lock("key", holder="me")
+    info = json.loads((tmp_path / "key.lock").read_text())
+    assert info["holder"] == "me" and info["pid"] > 0 and info["host"] == socket.gethostname()
+    assert manager.is_locked("key")
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    info["pid"] = int(dead.stdout)  # a process that has exited
+    (tmp_path / "key.lock").write_text(json.dumps(info))
+    other = CrashSafeLockManager(lock_files_directory=tmp_path)
+    assert not other.is_locked("key")
+    assert not (tmp_path / "key.lock").exists()
+    assert other.acquire_lock("key", holder="next", acquire_timeout=1)
