@@ -61,6 +61,9 @@ def render(
     weights: Path = typer.Option(None, "--weights", "-w", help="Folder of the official weights."),  # noqa: B008
     model: str = typer.Option(None, "--model", help="Model config of the weights (default multitalk-14b)."),
     devices: list[str] = typer.Option(None, "--device", "-d", help="Devices to spread scenes over (repeat)."),  # noqa: B008
+    scene_deployment: str = typer.Option(
+        None, "--scene-deployment", help="Fan scenes out to this deployment's workers, e.g. render-scene/gpu."
+    ),
 ) -> None:
     """Render a screenplay to outputs/<name>/final.mp4 through the Prefect flow, with progress bars."""
     try:
@@ -85,6 +88,7 @@ def render(
                 weights=str(weights.resolve()) if weights else None,
                 model=model,
                 devices=devices or None,
+                scene_deployment=scene_deployment,
             )
         except (ScreenplayError, ValueError, FileNotFoundError) as error:
             progress.stop()

@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.fan_out import fan_out_scenes
 from flows.publish import publish_outputs, screenplay_report
 from flows.render_scene import render_scene_video, voice_and_align
 from flows.settings import RenderSettings
@@ -55,10 +56,16 @@ def render_screenplay(
     renderer: str | None = None,
     store_root: str | None = None,
     weights: str | None = None,
+    model: str | None = None,
     devices: list[str] | None = None,
     parallel_scenes: int | None = None,
+    scene_deployment: str | None = None,
 ) -> dict[str, Any]:
-    """Render `screenplay` (a YAML path) into `<outputs>/<slug>/final.mp4`; returns the manifest."""
+    """Render `screenplay` (a YAML path) into `<outputs>/<slug>/final.mp4`; returns the manifest.
+
+    With `scene_deployment` (e.g. `render-scene/gpu`), scenes are rendered by runs of that deployment on its work
+    pool's workers instead of in this process (flows/fan_out.py); the store root must be one they all share.
+    """
     started = time.monotonic()
     logger = get_run_logger()
     loaded, source = load_screenplay_with_source(screenplay)
@@ -68,6 +75,7 @@ def render_screenplay(
         store_root=store_root,
         force=force,
         weights=weights,
+        model=model,
         devices=devices,
         parallel_scenes=parallel_scenes,
     )
@@ -78,11 +86,15 @@ def render_screenplay(
         len(selected),
         len(loaded.scenes),
         settings.renderer,
-        ", ".join(settings.devices),
+        f"the workers of {scene_deployment}" if scene_deployment else ", ".join(settings.devices),
     )
     audio = voice_and_align(loaded, source, [loaded.scene(scene_id) for scene_id in selected], settings)
-    futures = {scene_id: scene_job.submit(loaded, scene_id, audio[scene_id], settings) for scene_id in selected}
-    results = {scene_id: future.result() for scene_id, future in futures.items()}
+    if scene_deployment:
+        options = {"weights": weights, "model": model}
+        results = fan_out_scenes(loaded, selected, audio, settings, scene_deployment, options)
+    else:
+        futures = {scene_id: scene_job.submit(loaded, scene_id, audio[scene_id], settings) for scene_id in selected}
+        results = {scene_id: future.result() for scene_id, future in futures.items()}
     final = None
     if len(results) == len(loaded.scenes):
         final = stitch_all(loaded, [results[scene.id] for scene in loaded.scenes], settings)

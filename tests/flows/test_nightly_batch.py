@@ -84,3 +84,11 @@ def test_batch_reports_problems_retries_and_is_free_the_second_night(
     assert row["status"] == "cached" and row["attempts"] == 1
     assert row["chunks_rendered"] == 0 and row["chunks_cached"] == good["chunks_cached"]
     assert summary["cached"] == 1 and summary["failed"] == summary["invalid"] == 0
+
+
+def test_a_render_that_keeps_failing_is_reported_with_its_error(prefect_api: str, small_project: Path) -> None:
+    state = nightly_batch(str(small_project.parent), renderer="bogus", retries=0, return_state=True)
+    assert state.is_failed() and "small_talk.yaml (failed)" in state.message
+    (row,) = json.loads(batch_artifacts(state.state_details.flow_run_id)["nightly-batch"].data)
+    assert row["status"] == "failed" and row["attempts"] == 1
+    assert "ValueError: unknown renderer 'bogus'" in row["problems"]
