@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
+from multitalk.model.weights import read_pth_state_dict
+
 logger = logging.getLogger(__name__)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -179,18 +181,6 @@ def map_clip_state_dict(official: Mapping[str, torch.Tensor], num_layers: int | 
     return mapped
 
 
-def _read_checkpoint(source: str | Path | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    if isinstance(source, Mapping):
-        return dict(source)
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"CLIP checkpoint {path} not found; check the weights folder layout")
-    state = torch.load(path, weights_only=True, mmap=True, map_location="cpu")
-    if not isinstance(state, Mapping):
-        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, expected a flat dict of tensors")
-    return dict(state)
-
-
 def build_clip_visual(
     config: ClipVisualConfig,
     weights: str | Path | Mapping[str, torch.Tensor],
@@ -202,7 +192,7 @@ def build_clip_visual(
     depth = config.num_layers - 1 if num_layers is None else num_layers
     if not 1 <= depth <= config.num_layers:
         raise ValueError(f"num_layers must be in 1..{config.num_layers}, got {depth}")
-    mapped = {k: t.to(dtype) for k, t in map_clip_state_dict(_read_checkpoint(weights), depth).items()}
+    mapped = {k: t.to(dtype) for k, t in map_clip_state_dict(read_pth_state_dict(weights), depth).items()}
     with torch.device("meta"):
         model = CLIPVisionModel(clip_vision_config(config, depth))
     expected = set(model.state_dict())

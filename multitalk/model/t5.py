@@ -36,6 +36,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, UMT5Config, UMT5EncoderModel
 
 from multitalk.model.text_clean import clean_prompt
+from multitalk.model.weights import read_pth_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -149,19 +150,6 @@ def map_t5_state_dict(official: Mapping[str, torch.Tensor]) -> dict[str, torch.T
     return mapped
 
 
-def read_checkpoint(source: str | Path | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A flat official state dict from a `.pth` file (memory-mapped, tensors only) or an in-memory mapping."""
-    if isinstance(source, Mapping):
-        return dict(source)
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found; check the weights folder layout")
-    state = torch.load(path, weights_only=True, mmap=True, map_location="cpu")
-    if not isinstance(state, Mapping):
-        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, expected a flat dict of tensors")
-    return dict(state)
-
-
 def _check_keys(model: torch.nn.Module, mapped: Mapping[str, torch.Tensor], what: str) -> None:
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(mapped)), sorted(set(mapped) - expected)
@@ -183,7 +171,7 @@ def build_umt5_encoder(
     Built on the meta device and filled by assignment, so the 5.7 B-parameter real encoder is never
     initialised randomly and a bf16 `.pth` stays memory-mapped until it is moved to `device`.
     """
-    mapped = map_t5_state_dict(read_checkpoint(weights))
+    mapped = map_t5_state_dict(read_pth_state_dict(weights))
     mapped = {key: tensor.to(dtype) for key, tensor in mapped.items()}
     with torch.device("meta"):
         model = UMT5EncoderModel(umt5_config(config))

@@ -453,6 +453,22 @@ def load_safetensors_checkpoint(
     )
 
 
+def read_pth_state_dict(source: Path | str | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A flat official state dict from a `.pth` file (memory-mapped, tensors only), or a mapping as is."""
+    if isinstance(source, Mapping):
+        return dict(source)
+    path = Path(source)
+    if not path.is_file():
+        raise MissingWeightsError(f"checkpoint {path} not found; {README_POINTER}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # torch raises several types for a damaged zip or pickle
+        raise WeightsError(f"{path}: cannot be read as a torch state dict ({e}); re-download it") from e
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: expected a flat dict of tensors (a state dict), got {type(state).__name__}")
+    return dict(state)
+
+
 def load_pth_checkpoint(
     model: nn.Module,
     path: Path,
@@ -468,14 +484,7 @@ def load_pth_checkpoint(
     backed by the mapped file, copy-on-write); the others are cast or moved one at a time.
     """
     path = Path(path)
-    if not path.is_file():
-        raise MissingWeightsError(f"checkpoint {path} not found; {README_POINTER}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:  # torch raises several types for a damaged zip or pickle
-        raise WeightsError(f"{path}: cannot be read as a torch state dict ({e}); re-download it") from e
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{path}: expected a flat dict of tensors (a state dict), got {type(state).__name__}")
+    state = read_pth_state_dict(path)
     slots = _slots(model)
     device = torch.device(device)
     todo: list[tuple[str, str]] = []
