@@ -32,11 +32,24 @@ def frames_for_chunks(chunks: int) -> int:
     return geometry.frame_num + (chunks - 1) * geometry.advance
 
 
-def run_one(chunks: int, preset: str) -> dict:
-    """Render a scene of `chunks` chunks; runs inside the child process."""
+def write_tracks(work: Path, frames: int) -> list[Path]:
+    """Two 16 kHz tracks taking 3-second turns (made before the measured process starts)."""
     import numpy as np
 
     from multitalk.audio.audio_io import write_wav
+
+    t = np.arange(frames * 640) / 16000
+    syllables = (np.sin(2 * np.pi * 4 * t) > 0).astype(np.float32)
+    tracks = []
+    for index in range(2):
+        turn = ((t // 3).astype(int) % 2 == index).astype(np.float32)
+        samples = 0.2 * np.sin(2 * np.pi * (160 + 60 * index) * t) * syllables * turn
+        tracks.append(write_wav(work / f"track{index}.wav", samples.astype(np.float32), 16000))
+    return tracks
+
+
+def run_one(chunks: int, preset: str, work: Path) -> dict:
+    """Render a scene of `chunks` chunks from the tracks in `work`; runs inside the measured child process."""
     from multitalk.media.video_writer import EncodeSettings
     from multitalk.pipeline.chunks import chunk_keys, render_chunk_into_store
     from multitalk.renderers.base import Person, SceneContext, SpokenLine
@@ -44,14 +57,7 @@ def run_one(chunks: int, preset: str) -> dict:
     from multitalk.store.store import Store
 
     frames = frames_for_chunks(chunks)
-    work = Path(tempfile.mkdtemp(prefix="bench-preview-"))
-    t = np.arange(frames * 640) / 16000
-    syllables = (np.sin(2 * np.pi * 4 * t) > 0).astype(np.float32)
-    tracks = []
-    for index in range(2):
-        turn = ((t // 3).astype(int) % 2 == index).astype(np.float32)  # they take 3-second turns
-        samples = 0.2 * np.sin(2 * np.pi * (160 + 60 * index) * t) * syllables * turn
-        tracks.append(write_wav(work / f"track{index}.wav", samples.astype(np.float32), 16000))
+    tracks = [work / "track0.wav", work / "track1.wav"]
     lines = tuple(
         SpokenLine(
             speaker=("mia", "jonah")[i % 2],
@@ -69,7 +75,7 @@ def run_one(chunks: int, preset: str) -> dict:
     )
     context = SceneContext("bench", IMAGE, "", None, persons, lines, frames, "480p", 42)
     renderer = PreviewRenderer()
-    encode = EncodeSettings(preset=preset)
+    encode = EncodeSettings(preset=preset, tune="zerolatency")
     store = Store(work / "store")
     started = time.perf_counter()
     keyed = chunk_keys("bench", context, renderer, encode)
@@ -92,20 +98,21 @@ def run_one(chunks: int, preset: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, nargs="+", default=[2, 20])
-    parser.add_argument("--preset", default="superfast", help="x264 preset (the preview renderer's default)")
+    parser.add_argument("--preset", default="ultrafast", help="x264 preset (ultrafast: what the flows use for preview)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.preset)))
+        print(json.dumps(run_one(args.child, args.preset, args.work)))
         return
     results = []
     for chunks in args.chunks:
-        command = [sys.executable, __file__, "--child", str(chunks), "--preset", args.preset]
+        work = Path(tempfile.mkdtemp(prefix="bench-preview-"))
+        write_tracks(work, frames_for_chunks(chunks))
+        command = [sys.executable, __file__, "--child", str(chunks), "--preset", args.preset, "--work", str(work)]
         output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
-    print(
-        f"{'chunks':>6} {'frames':>6} {'size':>8} {'wall s':>7} {'fps':>6} {'x real':>7} {'RSS MiB':>8} {'ffmpeg':>7}"
-    )
+    print(f"{'chunks':>6} {'frames':>6} {'size':>8} {'wall s':>7} {'fps':>6} {'x real':>7} {'RSS MiB':>8}")
     for r in results:
         print(
             f"{r['chunks']:>6} {r['frames']:>6} {r['size']:>8} {r['wall_s']:>7.2f} {r['fps']:>6.0f} "

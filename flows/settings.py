@@ -76,16 +76,23 @@ class RenderSettings:
             chosen = tuple(visible_devices())
         else:
             chosen = tuple(cpu_slots(parallel_scenes or 2))
-        preset = "superfast" if name == "preview" else "veryfast"
         return cls(
             store_root=Path(store_root) if store_root else default_outputs(),
             renderer=name,
             force=parse_force(force),
             weights=weights_dir,
             devices=chosen,
-            encode=EncodeSettings(crf=screenplay.defaults.crf, preset=preset),
+            encode=preview_encode(screenplay.defaults.crf)
+            if name == "preview"
+            else EncodeSettings(crf=screenplay.defaults.crf),
             model=model or os.environ.get("MULTITALK_MODEL", "multitalk-14b"),
         )
+
+
+def preview_encode(crf: int) -> EncodeSettings:
+    """The animatic's encoder: its frames cost almost nothing, so x264 is the bottleneck; the fastest preset
+    and no lookahead (short segments start and drain quickly) make it ~25% faster for files ~3x larger."""
+    return EncodeSettings(crf=crf, preset="ultrafast", tune="zerolatency")
 
 
 def _screenplay_weights(screenplay: Screenplay) -> str | None:

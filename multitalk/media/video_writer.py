@@ -25,9 +25,17 @@ class EncodeSettings:
     crf: int = 18
     preset: str = "veryfast"
     threads: int = 2  # fixed: x264 output depends on its thread count, and resumes must be byte-identical
+    tune: str | None = None  # "zerolatency" (no lookahead, no B-frames) starts and drains faster per segment
 
     def to_json(self) -> dict[str, object]:
-        return {"fps": self.fps, "crf": self.crf, "preset": self.preset, "threads": self.threads, "codec": "h264"}
+        return {
+            "fps": self.fps,
+            "crf": self.crf,
+            "preset": self.preset,
+            "threads": self.threads,
+            "tune": self.tune,
+            "codec": "h264",
+        }
 
 
 def frame_shape(pixel_format: str, width: int, height: int) -> tuple[int, ...]:
@@ -65,6 +73,7 @@ class SegmentWriter:
             "-f", "rawvideo", "-pix_fmt", pixel_format, "-s", f"{width}x{height}", "-r", str(settings.fps),
             "-i", "pipe:0",
             "-an", "-c:v", "libx264", "-preset", settings.preset, "-crf", str(settings.crf),
+            *(["-tune", settings.tune] if settings.tune else []),
             "-pix_fmt", "yuv420p", "-threads", str(settings.threads),
             "-x264-params", "keyint=250:min-keyint=25:scenecut=0",
             "-flags:v", "+bitexact", *BITEXACT,
