@@ -24,23 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-MiB = 2**20
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False when not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+from memory import MiB, reset_peak, status_kib  # bench/memory.py (this folder is on sys.path when run)
 
 
 def child(args: argparse.Namespace) -> None:
@@ -82,10 +66,10 @@ def child(args: argparse.Namespace) -> None:
             shutil.rmtree(previous)
         previous = carry
         if chunk.index == 0:
-            after_first_kib = _status_kib("VmRSS")
-            peak_whole_first = _status_kib("VmHWM")
-            reset = _reset_peak()
-    peak_kib = _status_kib("VmHWM")
+            after_first_kib = status_kib("VmRSS")
+            peak_whole_first = status_kib("VmHWM")
+            reset = reset_peak()
+    peak_kib = status_kib("VmHWM")
     print(
         json.dumps(
             {

@@ -22,23 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-MiB = 2**20
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux ≥ 4.0); False when not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+from memory import MiB, reset_peak, status_kib  # bench/memory.py (this folder is on sys.path when run)
 
 
 def _model(layers: int, width: int):
@@ -77,8 +61,8 @@ def child(folder: Path, mode: str, layers: int, width: int) -> None:
     index = folder / "model.safetensors.index.json"
     if mode != "naive":
         model = W.build_on_meta(lambda: _model(layers, width))
-    reset = _reset_peak()
-    base_kib = _status_kib("VmRSS")
+    reset = reset_peak()
+    base_kib = status_kib("VmRSS")
     start = time.perf_counter()
     if mode == "naive":
         model = _model(layers, width)  # materialised and randomly initialised: the usual way
@@ -94,7 +78,7 @@ def child(folder: Path, mode: str, layers: int, width: int) -> None:
         W.load_safetensors_checkpoint(model, index, dtype=dtype)
     seconds = time.perf_counter() - start
     if reset:
-        peak_kib = _status_kib("VmHWM")
+        peak_kib = status_kib("VmHWM")
     else:
         import resource
 
