@@ -41,19 +41,13 @@ class Cue:
         return textwrap.wrap(f"{self.speaker}: {' '.join(self.text.split())}", WRAP_COLUMNS) or [f"{self.speaker}:"]
 
 
-def display_name(screenplay: Screenplay, speaker: str) -> str:
-    """A character's name as shown to viewers (`display_name`, else the key)."""
-    character = screenplay.characters.get(speaker)
-    return character.display_name if character is not None and character.display_name else speaker
-
-
 def scene_cues(screenplay: Screenplay, timeline: Timeline, offset_frames: int = 0) -> list[Cue]:
     """Cues for one scene, shifted by `offset_frames`, in order of start."""
     cues = [
         Cue(
             offset_frames + line.start_frame,
             offset_frames + line.end_frame,
-            display_name(screenplay, line.speaker),
+            screenplay.display_name(line.speaker),
             line.text,
             timeline.fps,
         )

@@ -14,7 +14,6 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from multitalk.audio.align import Timeline
 from multitalk.audio.audio_io import write_bytes
-from multitalk.audio.subtitles import display_name
 from multitalk.screenplay.schema import Screenplay
 
 WIDTH = 1400
@@ -107,7 +106,7 @@ def draw_timeline(screenplay: Screenplay, timelines: Mapping[str, Timeline], out
                 role = f"person {timeline.on_screen_speakers.index(speaker) + 1}"
             else:
                 role = "voice-over"
-            label = _fit(draw, f"{display_name(screenplay, speaker)} ({role})", LABEL_WIDTH - 16, label_font)
+            label = _fit(draw, f"{screenplay.display_name(speaker)} ({role})", LABEL_WIDTH - 16, label_font)
             draw.text((10, y + 6), label, fill="black", font=label_font)
             draw.line([x_at(0), y + LANE_HEIGHT, x_at(timeline.duration), y + LANE_HEIGHT], fill=(225, 225, 225))
         for line in timeline.lines:

@@ -11,11 +11,6 @@ from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.store.keys import file_digest
 
 
-def display_name(screenplay: Screenplay, speaker: str) -> str:
-    character = screenplay.characters.get(speaker)
-    return (character.display_name if character and character.display_name else None) or speaker
-
-
 def persons(screenplay: Screenplay, scene: Scene, tracks: dict[str, Path] | None = None) -> tuple[Person, ...]:
     """The on-screen speakers in model order (person 1, person 2) with their placement and track."""
     out = []
@@ -25,7 +20,7 @@ def persons(screenplay: Screenplay, scene: Scene, tracks: dict[str, Path] | None
         out.append(
             Person(
                 name=name,
-                display_name=display_name(screenplay, name),
+                display_name=screenplay.display_name(name),
                 side=placement.side,
                 bbox=tuple(placement.bbox) if placement.bbox is not None else None,
                 color=character.color,
@@ -58,7 +53,7 @@ def scene_context(screenplay: Screenplay, scene: Scene, timeline: Timeline, trac
     lines = tuple(
         SpokenLine(
             speaker=line.speaker,
-            display_name=display_name(screenplay, line.speaker),
+            display_name=screenplay.display_name(line.speaker),
             text=line.text or "",
             start_frame=line.start_frame,
             end_frame=line.end_frame,

@@ -53,14 +53,9 @@ def scene_audio_key(screenplay: Screenplay, scene: Scene, line_keys: list[str]) 
         "timing": defaults.timing.model_dump(),
         "mix": defaults.mix.model_dump(),
         "fps": defaults.fps,
-        "names": {line.speaker: _display(screenplay, line.speaker) for line in scene.lines},
+        "names": {line.speaker: screenplay.display_name(line.speaker) for line in scene.lines},
     }
     return content_key(AUDIO_STAGE, AUDIO_VERSION, material)
-
-
-def _display(screenplay: Screenplay, speaker: str) -> str:
-    character = screenplay.characters[speaker]
-    return character.display_name or speaker
 
 
 def ensure_scene_audio(

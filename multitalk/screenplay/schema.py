@@ -180,6 +180,11 @@ class Screenplay(Strict):
         """Folder name for this screenplay's outputs: the file name without its extension."""
         return self.source_file.stem
 
+    def display_name(self, speaker: str) -> str:
+        """A character's name as viewers see it (subtitles, preview labels): `display_name`, else the key."""
+        character = self.characters.get(speaker)
+        return character.display_name if character is not None and character.display_name else speaker
+
     def scene(self, scene_id: str) -> Scene:
         for scene in self.scenes:
             if scene.id == scene_id:
