@@ -46,13 +46,17 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
     return loudness if math.isfinite(loudness) else -math.inf
 
 
+def _scaled_to(samples: np.ndarray, current_lufs: float, target_lufs: float) -> np.ndarray:
+    """`samples` with the gain that moves `current_lufs` to `target_lufs`; silence (-inf) stays as it is."""
+    if not math.isfinite(current_lufs):
+        return np.asarray(samples, dtype=np.float32).copy()
+    gain = 10.0 ** ((target_lufs - current_lufs) / 20.0)
+    return (np.asarray(samples, dtype=np.float64) * gain).astype(np.float32)
+
+
 def normalise_loudness(samples: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndarray:
     """`samples` scaled to `target_lufs` integrated; silent audio is returned unchanged (still silent)."""
-    current = integrated_loudness(samples, sample_rate)
-    if not math.isfinite(current):
-        return np.asarray(samples, dtype=np.float32).copy()
-    gain = 10.0 ** ((target_lufs - current) / 20.0)
-    return (np.asarray(samples, dtype=np.float64) * gain).astype(np.float32)
+    return _scaled_to(samples, integrated_loudness(samples, sample_rate), target_lufs)
 
 
 def line_loudness(samples: np.ndarray, sample_rate: int) -> float:
@@ -69,11 +73,7 @@ def line_loudness(samples: np.ndarray, sample_rate: int) -> float:
 
 def normalise_line(samples: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndarray:
     """`samples` scaled so that `line_loudness` is `target_lufs`; silent audio is returned unchanged."""
-    current = line_loudness(samples, sample_rate)
-    if not math.isfinite(current):
-        return np.asarray(samples, dtype=np.float32).copy()
-    gain = 10.0 ** ((target_lufs - current) / 20.0)
-    return (np.asarray(samples, dtype=np.float64) * gain).astype(np.float32)
+    return _scaled_to(samples, line_loudness(samples, sample_rate), target_lufs)
 
 
 def _oversampling(sample_rate: int) -> int:

@@ -74,18 +74,6 @@ class SceneContext:
                 window[read_start - first : read_end - first] = track.read(read_end - read_start, dtype="float32")
         return window
 
-    def read_tracks(self) -> list[np.ndarray]:
-        """The persons' conditioning tracks as float32 arrays (16 kHz)."""
-        tracks = []
-        for person in self.persons:
-            if person.track is None:
-                raise ValueError(f"scene {self.scene_id!r}: no track for {person.name!r}")
-            samples, rate = sf.read(person.track, dtype="float32", always_2d=False)
-            if rate != 16000:
-                raise ValueError(f"{person.track}: conditioning tracks are 16 kHz, got {rate} Hz")
-            tracks.append(samples)
-        return tracks
-
 
 @runtime_checkable
 class Renderer(Protocol):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -251,15 +250,3 @@ def check_screenplay(
     """
     indexed = scenes if scenes is not None else list(enumerate(screenplay.scenes))
     return _Checker(screenplay, source, indexed).run()
-
-
-def iter_assets(screenplay: Screenplay) -> Iterator[Path]:
-    """Every file a screenplay reads (for content hashing and for bundling)."""
-    for character in screenplay.characters.values():
-        if character.speaker_wav_path is not None:
-            yield character.speaker_wav_path
-    for scene in screenplay.scenes:
-        yield scene.image_path
-        for line in scene.lines:
-            if line.audio_path is not None:
-                yield line.audio_path

@@ -29,11 +29,9 @@ SETTINGS = {"steps": 2, "teacache": None}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread_then_unload(one_torch_thread):
+    """One torch thread for these tiny models; the loaded pipelines are dropped after the module."""
     yield
-    torch.set_num_threads(threads)
     renderer_module.release_pipelines()
 
 
