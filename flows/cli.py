@@ -1,4 +1,4 @@
-"""The `multitalk` command line: validate, render, timeline, cache, doctor.
+"""The `multitalk` command line: validate, render, timeline, cache, server, doctor.
 
 Commands that only read a screenplay (validate, timeline) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
@@ -13,6 +13,7 @@ from rich.console import Console
 
 from flows.cache_commands import cache_app
 from flows.doctor import doctor
+from flows.server import server_app
 from multitalk.screenplay import Screenplay, ScreenplayError, load_screenplay
 
 app = typer.Typer(
@@ -85,8 +86,10 @@ def render(
             console.print(f"video: {done['video']}", markup=False, soft_wrap=True)
             return
     from flows.prefect_env import configure_local_prefect
+    from flows.server import use_running_server
 
     configure_local_prefect()
+    use_running_server()
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
 
@@ -223,6 +226,7 @@ def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
 
 # Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).
 app.add_typer(cache_app, name="cache")
+app.add_typer(server_app, name="server")
 app.command()(doctor)
 
 
