@@ -45,7 +45,7 @@ def validate(
                 console.print(str(problem), markup=False, soft_wrap=True)
             continue
         lines = sum(len(scene.lines) for scene in screenplay.scenes)
-        console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False)
+        console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False, soft_wrap=True)
     if failed:
         raise typer.Exit(EXIT_INVALID)
 
@@ -116,7 +116,8 @@ def render(
         f"({totals['chunks_rendered']} rendered, {totals['chunks_cached']} cached), "
         f"{totals['wall_seconds']:.1f}s wall"
     )
-    console.print(f"video: {manifest['video'] or 'not stitched (not every scene rendered)'}", markup=False)
+    video = manifest["video"] or "not stitched (not every scene rendered)"
+    console.print(f"video: {video}", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -158,7 +159,7 @@ def timeline(
     target = out or output_dir(screenplay, root, claim=True) / "timeline.png"
     draw_timeline(screenplay, timelines, target)
     seconds = sum(t.duration for t in timelines.values())
-    console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False)
+    console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False, soft_wrap=True)
 
 
 def _up_to_date(
