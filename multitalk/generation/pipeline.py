@@ -69,7 +69,7 @@ from multitalk.generation.sampler import (
     sample,
     timesteps,
 )
-from multitalk.generation.streaming import SAMPLES_PER_FRAME_16K, Chunk
+from multitalk.generation.streaming import Chunk
 from multitalk.generation.teacache import TeaCache, TeaCacheSettings, cached_forward
 from multitalk.model import weights as W
 from multitalk.model.buckets import choose_bucket, fit_image_to_bucket
@@ -82,6 +82,7 @@ from multitalk.model.masks import Placement, build_person_masks
 from multitalk.model.t5 import DEFAULT_NEGATIVE_PROMPT, T5TextEncoder, build_umt5_encoder, load_tokenizer
 from multitalk.model.vae import WanVAE
 from multitalk.model.wav2vec import features_for_frames, load_wav2vec, window_features
+from multitalk.timing import SAMPLES_PER_FRAME
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ class ChunkAudio:
 
     @property
     def end_frame(self) -> int:
-        return self.start_frame + len(self.windows[0]) // SAMPLES_PER_FRAME_16K
+        return self.start_frame + len(self.windows[0]) // SAMPLES_PER_FRAME
 
 
 @dataclass
@@ -260,14 +261,14 @@ def chunk_audio_features(
     half = window // 2
     first_needed = max(chunk_start - half - margin_frames, 0)  # the track starts at frame 0
     end_needed = chunk_start + frame_num + half + margin_frames
-    audio_end = audio_start_frame + len(audio) // SAMPLES_PER_FRAME_16K
+    audio_end = audio_start_frame + len(audio) // SAMPLES_PER_FRAME
     if audio_start_frame > first_needed or audio_end < end_needed:
         raise ValueError(
             f"chunk at frame {chunk_start} needs audio frames [{first_needed}, {end_needed}) "
             f"(margin {margin_frames} + window {half}), got [{audio_start_frame}, {audio_end})"
         )
-    lo = (first_needed - audio_start_frame) * SAMPLES_PER_FRAME_16K
-    hi = (end_needed - audio_start_frame) * SAMPLES_PER_FRAME_16K
+    lo = (first_needed - audio_start_frame) * SAMPLES_PER_FRAME
+    hi = (end_needed - audio_start_frame) * SAMPLES_PER_FRAME
     track = np.asarray(audio[lo:hi], dtype=np.float32)  # global frames [first_needed, end_needed)
     feat_start = max(chunk_start - half, 0)
     feat_end = chunk_start + frame_num + half
