@@ -45,7 +45,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,7 +85,6 @@ from multitalk.timing import SAMPLES_PER_FRAME
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS_ENV = "MULTITALK_WEIGHTS"
 CARRY_TENSORS = "motion.safetensors"
 CARRY_META = "carry.json"
 CARRY_VERSION = 1
@@ -206,15 +204,13 @@ class ChunkConditions:
 
 
 def weights_root(explicit: str | Path | None = None) -> Path:
-    """The weights folder: the given path (screenplay `defaults.weights`, `--weights`), else `$MULTITALK_WEIGHTS`."""
+    """The weights folder given (screenplay `defaults.weights`, `--weights`; the CLI and flows also read
+    `MULTITALK_WEIGHTS` and pass it here: the library reads no environment)."""
     if explicit:
         return Path(explicit).expanduser()
-    env = os.environ.get(WEIGHTS_ENV)
-    if env:
-        return Path(env).expanduser()
     raise W.MissingWeightsError(
-        f"no weights folder given for the multitalk renderer: set `defaults.weights` in the screenplay, pass "
-        f"--weights, or set {WEIGHTS_ENV}; {W.README_POINTER}"
+        "no weights folder given for the multitalk renderer: set `defaults.weights` in the screenplay, pass "
+        f"--weights, or set MULTITALK_WEIGHTS for the multitalk command; {W.README_POINTER}"
     )
 
 
