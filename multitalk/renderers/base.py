@@ -16,7 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import soundfile as sf
 
-from multitalk.generation.streaming import Chunk, ChunkGeometry
+from multitalk.generation.streaming import Chunk
+from multitalk.model.chunk_geometry import ChunkGeometry
 
 
 @dataclass(frozen=True)
