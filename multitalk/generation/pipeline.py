@@ -14,7 +14,7 @@ uint8 (H, W, 3) frame at a time. Per chunk (MODEL_SPEC.md, "Chunks" and "Samplin
 3. speaker masks from the cast placement (`build_person_masks`), on the latent grid;
 4. audio: wav2vec2 features of the chunk's own audio window (`chunk_audio_features`), windowed t-2..t+2;
 5. sampling: `sampler.sample` with the chunk's generator `chunk_generator(scene seed, chunk index)` for the
-   initial noise and every motion re-noising; 3 guidance passes (2 when the text scale is 1), all passes of a
+   initial noise and every motion re-noising; 3 guidance passes (2 when the text scale is 1, 1 when both scales are 1), all passes of a
    step in one batched forward unless told otherwise (or after a CUDA out-of-memory error), optional APG and
    TeaCache;
 6. decode: `WanVAE.decode_stream`, colour correction towards the reference image, frames handed out one by
