@@ -23,6 +23,7 @@ References: pytorch/ao `torchao.quantization` (`quantize_`, the configs above); 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -69,17 +70,27 @@ def _is_linear(module: nn.Module, _fqn: str) -> bool:
 
 
 @torch.no_grad()
-def quantize_blocks(blocks: nn.ModuleList, mode: str, device: torch.device | str) -> int:
-    """Quantise every linear layer of `blocks` in place, block by block on `device`; returns how many."""
+def quantize_blocks(
+    blocks: nn.ModuleList, mode: str, device: torch.device | str, keep: Iterable[int] | None = None
+) -> int:
+    """Quantise every linear layer of `blocks` in place, block by block on `device`; returns how many.
+
+    `keep`: the blocks that stay on `device` afterwards (None: all); the others go back to the host as soon as
+    they are quantised (block swap), so the device holds one unquantised block at most.
+    """
     if mode == "none":
         return 0
     from torchao.quantization import quantize_
 
     config = _config(mode, device)
+    kept = None if keep is None else set(keep)
     count = 0
-    for block in blocks:
+    for index, block in enumerate(blocks):
+        home = next(block.parameters()).device
         block.to(device)
         count += sum(1 for m in block.modules() if isinstance(m, nn.Linear))
         quantize_(block, config, filter_fn=_is_linear, device=torch.device(device))
+        if kept is not None and index not in kept:
+            block.to(home)
     logger.info("quantised %d linear layers to %s (%s)", count, mode, kernel_for(mode, device))
     return count
