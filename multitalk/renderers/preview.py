@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from multitalk.generation.streaming import Chunk, ChunkGeometry
+from multitalk.generation.streaming import Chunk
 from multitalk.media.colorspace import rgb_to_yuv420, rgb_to_yuv_colour, yuv_planes
+from multitalk.model.chunk_geometry import ChunkGeometry
 from multitalk.renderers.base import Person, SceneContext, SpokenLine
 from multitalk.timing import SAMPLES_PER_FRAME
 
