@@ -1,4 +1,4 @@
-"""The `multitalk` command line: validate, render, timeline, cache, doctor.
+"""The `multitalk` command line: validate, render, timeline, cache, doctor, voices.
 
 Commands that only read a screenplay (validate, timeline) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
@@ -13,6 +13,7 @@ from rich.console import Console
 
 from flows.cache_commands import cache_app
 from flows.doctor import doctor
+from flows.voices_command import voices
 from multitalk.screenplay import Screenplay, ScreenplayError, load_screenplay
 
 app = typer.Typer(
@@ -45,8 +46,19 @@ def validate(
             continue
         lines = sum(len(scene.lines) for scene in screenplay.scenes)
         console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False)
+        _fallback_notes(screenplay)
     if failed:
         raise typer.Exit(EXIT_INVALID)
+
+
+def _fallback_notes(screenplay: Screenplay) -> None:
+    """Say (on stderr) which characters speak with their espeak fallback on this machine, and why."""
+    from multitalk.audio.voice_catalog import fallback_note
+
+    for name, character in screenplay.characters.items():
+        note = fallback_note(character, screenplay.project_dir)
+        if note:
+            typer.echo(f"note: {screenplay.source_file.name}: {name}: {note}", err=True)
 
 
 @app.command()
@@ -175,6 +187,7 @@ def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
 # Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).
 app.add_typer(cache_app, name="cache")
 app.command()(doctor)
+app.command()(voices)  # `multitalk voices` (flows/voices_command.py)
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Text-to-speech engines behind one small interface, chosen per character.
 
 A character's `engine` picks how their lines are voiced: `espeak` (espeak-ng, the default: fast, everywhere),
-`coqui` (Coqui TTS models from a local folder, multi-speaker ids or XTTS cloning) or `file` (recorded lines). A
+`piper` (neural ONNX voices, fast on a CPU), `kokoro` (Kokoro-82M, the official MultiTalk's TTS), `coqui` (Coqui
+TTS models from a local folder, multi-speaker ids or XTTS cloning) or `file` (recorded lines). A
 line that gives a recording (`audio:`) is always played from that file, whatever the character's engine.
 
 An engine turns one `LineRequest` into raw samples at its own rate, and describes itself for the cache key:
@@ -30,7 +31,7 @@ class VoiceError(RuntimeError):
 class EngineIdentity:
     """Which engine made a line, exactly: recorded beside the audio and part of its cache key."""
 
-    name: str  # "espeak" | "coqui" | "file"
+    name: str  # "espeak" | "piper" | "kokoro" | "coqui" | "file"
     version: str  # e.g. "1.51" (espeak-ng), "0.28.0" (coqui-tts), ffmpeg's version line (file)
     details: dict[str, Any] = field(default_factory=dict)  # e.g. the Coqui model's file fingerprints
 
@@ -98,6 +99,14 @@ def engine_for(character: Character, line: Line | None = None) -> TTSEngine:
         from multitalk.audio.espeak import EspeakEngine
 
         return EspeakEngine()
+    if name == "piper":
+        from multitalk.audio.piper import PiperEngine
+
+        return PiperEngine()
+    if name == "kokoro":
+        from multitalk.audio.kokoro import KokoroEngine
+
+        return KokoroEngine()
     if name == "coqui":
         from multitalk.audio.coqui import CoquiEngine
 
@@ -106,4 +115,4 @@ def engine_for(character: Character, line: Line | None = None) -> TTSEngine:
         from multitalk.audio.recorded import RecordedEngine
 
         return RecordedEngine()
-    raise VoiceError(f"unknown voice engine {name!r} (known: espeak, coqui, file)")
+    raise VoiceError(f"unknown voice engine {name!r} (known: espeak, piper, kokoro, coqui, file)")

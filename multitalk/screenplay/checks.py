@@ -13,9 +13,10 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from multitalk.audio.voice_catalog import voice_problems
 from multitalk.media.probe import ProbeError, media_duration
 from multitalk.screenplay.problems import DocPath, Problem
-from multitalk.screenplay.schema import NAME_PATTERN, Line, Placement, Scene, Screenplay
+from multitalk.screenplay.schema import NAME_PATTERN, Character, Line, Placement, Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
 
 MAX_SPEAKERS_ON_SCREEN = 2  # MultiTalk binds at most two audio streams to people in the image
@@ -70,6 +71,8 @@ class _Checker:
                     where,
                     "a coqui voice needs `model:` (a local model folder or an installed Coqui model name)",
                 )
+            else:
+                self.voice(name, character)
             if character.speaker_wav is not None:
                 if character.engine != "coqui":
                     self.report(
@@ -78,6 +81,15 @@ class _Checker:
                     )
                 resolved = self.asset((*where, "speaker_wav"), character.speaker_wav, "speaker_wav")
                 character._speaker_wav_path = resolved
+
+    def voice(self, name: str, character: Character) -> None:
+        """Unknown voices and missing models, located at the field that names them (see voice_catalog)."""
+        if character.engine == "file":
+            return
+        for problem in voice_problems(character, self.project_dir):
+            field = problem.field
+            given = field is not None and (field != "language" or "language" in character.model_fields_set)
+            self.report(("characters", name, field) if given else ("characters", name), problem.message)
 
     # --- scenes -----------------------------------------------------------------------------------------
     def scenes(self) -> None:
