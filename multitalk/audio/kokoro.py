@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from multitalk.audio.audio_io import file_sha256
 from multitalk.audio.tts import EngineIdentity, LineRequest, Synthesised, VoiceError
+from multitalk.store.keys import file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class KokoroModel:
     voices: dict[str, Path]  # voice name -> .pt file
 
     def fingerprint(self) -> dict[str, str]:
-        return {"config.json": file_sha256(self.config_file), self.weights_file.name: file_sha256(self.weights_file)}
+        return {"config.json": file_digest(self.config_file), self.weights_file.name: file_digest(self.weights_file)}
 
 
 def model_folder(model: str | None, project_dir: Path | None) -> Path | None:
@@ -129,7 +129,7 @@ def check_voice(model: KokoroModel, voice: str | None) -> Path:
 
 def _pipeline(model: KokoroModel, language: str) -> Any:
     """A KPipeline for one language over the loaded model (both cached per process); call with `_lock` held."""
-    key = file_sha256(model.weights_file)
+    key = file_digest(model.weights_file)
     if (key, language) in _pipelines:
         return _pipelines[(key, language)]
     if kokoro_version() is None:
@@ -171,7 +171,7 @@ class KokoroEngine:
 
     def voice_settings(self, request: LineRequest) -> dict[str, Any]:
         _, voice = self._model(request)
-        return {"voice": voice.stem, "voice_sha256": file_sha256(voice), "speed": request.character.speed}
+        return {"voice": voice.stem, "voice_sha256": file_digest(voice), "speed": request.character.speed}
 
     def identity(self, request: LineRequest) -> EngineIdentity:
         model, _ = self._model(request)

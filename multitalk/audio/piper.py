@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from multitalk.audio.audio_io import file_sha256
 from multitalk.audio.tts import EngineIdentity, LineRequest, Synthesised, VoiceError
+from multitalk.store.keys import file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ class PiperVoiceFiles:
 
     def fingerprint(self) -> dict[str, str]:
         return {
-            self.model_file.name: file_sha256(self.model_file),
-            self.config_file.name: file_sha256(self.config_file),
+            self.model_file.name: file_digest(self.model_file),
+            self.config_file.name: file_digest(self.config_file),
         }
 
 
