@@ -2,7 +2,8 @@
 
 Cue times are the timeline's frames, so a subtitle appears on the exact frame its line starts. In the whole
 screenplay a scene starts at the sum of the previous scenes' frames (the stitched video has no gaps between
-scenes). Each cue is prefixed with the speaker's display name; recorded lines (no text) have no cue.
+scenes). Each cue is prefixed with the speaker's display name; a recorded line has a cue when it gives a
+transcript (`text`).
 """
 
 from __future__ import annotations

@@ -187,8 +187,9 @@ def _compose(
         draw.rectangle((x0 - 4, y0 - 2, x0 + draw.textlength(person.display_name, font=label_font) + 4, y0 + 24),
                        fill=(0, 0, 0, 150))  # fmt: skip
         draw.text((x0, y0), person.display_name, fill=colour, font=label_font)
-    if active:
-        _subtitles(draw, active, width, height)
+    subtitled = [line for line in active if line.text]  # a recorded line without a transcript has no subtitle
+    if subtitled:
+        _subtitles(draw, subtitled, width, height)
     return np.asarray(image).copy()
 
 

@@ -149,7 +149,8 @@ class _Checker:
 
     def line_content(self, line: Line, at: DocPath, engine: str | None) -> None:
         if line.text is not None and line.audio is not None:
-            self.report(at, "a line has `text` or a recorded `audio` file, not both")
+            if not line.text.strip():
+                self.report((*at, "text"), "empty transcript; write what the recording says, or remove `text`")
         elif line.audio is None:
             if line.text is None or not line.text.strip():
                 self.report((*at, "text"), "empty text; write what is said, or give a recording as `audio:`")
