@@ -1,4 +1,4 @@
-"""The `multitalk` command line: validate, render, timeline, cache, doctor, voices.
+"""The `multitalk` command line: validate, render, timeline, cache, doctor, voices, import.
 
 Commands that only read a screenplay (validate, timeline) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
@@ -13,6 +13,7 @@ from rich.console import Console
 
 from flows.cache_commands import cache_app
 from flows.doctor import doctor
+from flows.import_command import import_command
 from flows.voices_command import voices
 from multitalk.screenplay import Screenplay, ScreenplayError, load_screenplay
 
@@ -237,6 +238,7 @@ def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
 app.add_typer(cache_app, name="cache")
 app.command()(doctor)
 app.command()(voices)  # `multitalk voices` (flows/voices_command.py)
+app.command(name="import")(import_command)  # `multitalk import JOB.json...` (flows/import_command.py)
 
 
 def main() -> None:
