@@ -11,7 +11,8 @@ What a chunk's frames depend on, and where the key gets it:
   policy, the renderer's default sampling settings;
 - the spine: chunk plan, each person's audio samples of [start - margin, end + margin) with
   margin = wav2vec feature margin + 2 (the t-2..t+2 window), the previous chunk's key;
-- `chunk_key_material()`: the reference image's content, prompt, effective negative prompt, persons and their
+- `chunk_key_material()`: the reference image's content, the chunk's prompt (the scene prompt plus the actions of
+  the lines the chunk delivers, `chunk_prompt.py`), effective negative prompt, persons and their
   placements in model order, resolution, seed and the effective sampling settings of the scene.
 
 One pipeline is kept loaded per device between scenes (`pipeline_for`): a small cache keyed by (weights and
@@ -49,6 +50,7 @@ from multitalk.model.configs import ModelConfig, get_config
 from multitalk.model.lora import LoraSpec
 from multitalk.model.masks import Placement
 from multitalk.renderers.base import Person, SceneContext
+from multitalk.renderers.chunk_prompt import chunk_prompt
 from multitalk.store.keys import file_digest
 
 logger = logging.getLogger(__name__)
@@ -199,11 +201,12 @@ class MultiTalkRenderer:
         """The renderer's sampling settings with the scene's overrides (`context.settings`) applied."""
         return self.sampling.merged(context.settings or {})
 
-    def scene_spec(self, context: SceneContext) -> SceneSpec:
+    def scene_spec(self, context: SceneContext, chunk: Chunk | None = None) -> SceneSpec:
+        """The scene for the pipeline; with `chunk`, its prompt is that chunk's (scene prompt + line actions)."""
         settings = self.settings_for(context)
         return SceneSpec(
             image=Path(context.image),
-            prompt=context.prompt,
+            prompt=chunk_prompt(context, chunk) if chunk is not None else context.prompt,
             placements=tuple(placement_of(p) for p in context.persons),
             names=tuple(p.name for p in context.persons),
             resolution=context.resolution,
@@ -212,7 +215,7 @@ class MultiTalkRenderer:
         )
 
     def chunk_key_material(self, context: SceneContext, chunk: Chunk) -> dict[str, Any]:
-        spec = self.scene_spec(context)
+        spec = self.scene_spec(context, chunk)
         settings = self.settings_for(context)
         return {
             "image": file_digest(spec.image),
@@ -233,7 +236,7 @@ class MultiTalkRenderer:
     ) -> Iterator[np.ndarray]:
         if context.fps != 25:
             raise ValueError(f"scene {context.scene_id!r}: MultiTalk renders at 25 fps, got {context.fps}")
-        spec = self.scene_spec(context)
+        spec = self.scene_spec(context, chunk)
         start, end = chunk.audio_window(self.audio_margin_frames)
         windows = tuple(context.read_track_window(i, start, end) for i in range(len(context.persons)))
         audio = ChunkAudio(windows, start)

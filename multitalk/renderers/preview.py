@@ -81,6 +81,7 @@ class PreviewRenderer:
     def chunk_key_material(self, context: SceneContext, chunk: Chunk) -> dict[str, Any]:
         lines = [
             [line.speaker, line.display_name, line.text, line.start_frame, line.end_frame, line.on_screen]
+            + ([line.action] if line.action else [])  # lines without an action keep their earlier key material
             for line in _overlapping(context.lines, chunk.deliver_start, chunk.deliver_end)
         ]
         return {"lines": lines}
@@ -179,14 +180,16 @@ def _compose(
     draw = ImageDraw.Draw(image, "RGBA")
     label_font = _font(max(14, height // 28))
     speaking = {line.speaker for line in active}
+    actions = {line.speaker: line.action for line in active if line.action}  # the active action, by its speaker
     for person, region, colour in zip(context.persons, regions, colours, strict=True):
         if person.name not in speaking:
             continue
         draw.rectangle(region, outline=colour, width=OUTLINE)
         x0, y0 = region[0] + OUTLINE + 4, region[1] + OUTLINE + 2
-        draw.rectangle((x0 - 4, y0 - 2, x0 + draw.textlength(person.display_name, font=label_font) + 4, y0 + 24),
+        label = person.display_name + (f" — {actions[person.name]}" if person.name in actions else "")
+        draw.rectangle((x0 - 4, y0 - 2, x0 + draw.textlength(label, font=label_font) + 4, y0 + 24),
                        fill=(0, 0, 0, 150))  # fmt: skip
-        draw.text((x0, y0), person.display_name, fill=colour, font=label_font)
+        draw.text((x0, y0), label, fill=colour, font=label_font)
     subtitled = [line for line in active if line.text]  # a recorded line without a transcript has no subtitle
     if subtitled:
         _subtitles(draw, subtitled, width, height)

@@ -137,7 +137,7 @@ class Scene(Strict):
 
     id: Annotated[str, Field(pattern=SCENE_ID_PATTERN)]
     image: str
-    prompt: str = ""
+    prompt: str = ""  # a template: `{actions}` marks where line actions go (else they follow it); chunk_prompt.py
     cast: dict[str, Placement] = Field(default_factory=dict)
     lines: Annotated[list[Line], Field(min_length=1)]
     seed: int | None = None  # overrides defaults.seed for this scene
