@@ -126,7 +126,25 @@ def render(
         f"({totals['chunks_rendered']} rendered, {totals['chunks_cached']} cached), "
         f"{totals['wall_seconds']:.1f}s wall"
     )
-    console.print(f"video: {manifest['video'] or 'not stitched (not every scene rendered)'}", markup=False)
+    for line in clip_lines(manifest, partial=bool(scenes)):
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def clip_lines(manifest: dict, *, partial: bool) -> list[str]:
+    """Where the render's videos are: the final video, and each scene's clip when only some scenes were asked for."""
+    lines = []
+    if partial or manifest["video"] is None:
+        scenes_dir = Path(manifest["output_dir"]) / "scenes"
+        for row in manifest["scenes"]:
+            lines.append(f"clip {row['scene_id']}: {scenes_dir / (row['scene_id'] + '.mp4')} ({row['seconds']:.2f}s)")
+    if manifest["video"] is not None:
+        lines.append(f"video: {manifest['video']}")
+    else:
+        lines.append(
+            f"video: not stitched ({len(manifest['scenes'])} scenes rendered, the clips above); "
+            "render without --scenes to stitch final.mp4"
+        )
+    return lines
 
 
 @app.command()

@@ -19,14 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from multitalk.audio.subtitles import speaker_label
 from multitalk.generation.streaming import SAMPLES_PER_FRAME_16K, Chunk, ChunkGeometry
 from multitalk.media.colorspace import rgb_to_yuv420, rgb_to_yuv_colour, yuv_planes
+from multitalk.media.fonts import font as text_font
+from multitalk.media.fonts import font_identity
 from multitalk.model.buckets import choose_bucket, cover_crop_geometry
 from multitalk.renderers.base import Person, SceneContext, SpokenLine
 
-VERSION = "preview-1"
+VERSION = "preview-2"  # 2: wide-Unicode font, level bar above the subtitles, one speaker-label rule
 PALETTE = ("#f2a541", "#4cc9f0", "#b5e48c", "#f72585")
 OUTLINE = 5  # px
 METER_WIDTH, METER_HEIGHT = 14, 90  # px
@@ -36,11 +39,6 @@ OVERLAY_CACHE = 16  # composed frames kept (a few per scene in flight)
 
 def _rgb(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
-
-
-@lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
 
 
 @lru_cache(maxsize=16)
@@ -70,7 +68,7 @@ class PreviewRenderer:
         return self._geometry
 
     def identity(self) -> dict[str, Any]:
-        return {"renderer": self.name, "version": VERSION, "font": "pillow-default"}
+        return {"renderer": self.name, "version": VERSION, "font": font_identity()}
 
     def frame_size(self, context: SceneContext) -> tuple[int, int]:
         with Image.open(context.image) as opened:
@@ -178,7 +176,7 @@ def _compose(
     height, width = base.shape[:2]
     image = Image.fromarray(base)
     draw = ImageDraw.Draw(image, "RGBA")
-    label_font = _font(max(14, height // 28))
+    label_font = text_font(max(14, height // 28))
     speaking = {line.speaker for line in active}
     actions = {line.speaker: line.action for line in active if line.action}  # the active action, by its speaker
     for person, region, colour in zip(context.persons, regions, colours, strict=True):
@@ -197,10 +195,10 @@ def _compose(
 
 
 def _subtitles(draw: ImageDraw.ImageDraw, active: list[SpokenLine], width: int, height: int) -> None:
-    font = _font(max(14, height // 24))
+    font = text_font(max(14, height // 24))
     rows: list[str] = []
     for line in active:
-        prefix = f"{line.display_name}{'' if line.on_screen else ' (V.O.)'}: "
+        prefix = f"{speaker_label(line.display_name, line.on_screen)}: "  # the same label as the SRT/VTT cues
         wrapped = textwrap.wrap(prefix + line.text, width=max(20, int(width / (font.size * 0.52))))
         rows.extend(wrapped[:3])
     rows = rows[-4:]
@@ -213,6 +211,20 @@ def _subtitles(draw: ImageDraw.ImageDraw, active: list[SpokenLine], width: int, 
         draw.text(((width - text_width) / 2, band_top + row_index * line_height), row, fill="white", font=font)
 
 
+def subtitle_band_top(height: int) -> int:
+    """The highest row the subtitle band (with its 6 px margin) ever reaches: it grows up to SUBTITLE_BAND."""
+    return int(height * (1 - SUBTITLE_BAND)) - 6
+
+
+def meter_box(width: int, height: int, region: tuple[int, int, int, int]) -> tuple[int, int, int]:
+    """(left, top, bottom) of a speaker's level bar: at their region's lower right, always above the subtitles."""
+    _, _, x1, y1 = region
+    left = max(x1 - OUTLINE - METER_WIDTH - 6, 0) // 2 * 2
+    bottom = min(y1 - OUTLINE - 6, height, subtitle_band_top(height) - 4) // 2 * 2
+    top = max(bottom - METER_HEIGHT, 0) // 2 * 2
+    return left, top, bottom
+
+
 def _draw_meter(
     frame: np.ndarray,
     width: int,
@@ -222,10 +234,7 @@ def _draw_meter(
     level: float,
 ) -> None:
     """A vertical level bar at the speaker's region edge, drawn straight into the YUV planes (even-aligned)."""
-    _, _, x1, y1 = region
-    left = max(x1 - OUTLINE - METER_WIDTH - 6, 0) // 2 * 2
-    bottom = min(y1 - OUTLINE - 6, height) // 2 * 2
-    top = max(bottom - METER_HEIGHT, 0) // 2 * 2
+    left, top, bottom = meter_box(width, height, region)
     filled = round(level * (bottom - top) / 2) * 2
     y_plane, u_plane, v_plane = yuv_planes(frame, width, height)
     for plane, empty, full, scale in (
