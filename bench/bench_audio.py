@@ -76,8 +76,8 @@ def synthetic_screenplay(folder: Path, scenes: int = 12, lines: int = 14) -> Pat
 def compare_engines(texts: list[str]) -> None:
     """The same sentences through espeak-ng and Piper, timed per line after Piper's voice is loaded."""
     from multitalk.audio import piper
+    from multitalk.audio.engine import LineRequest, VoiceError
     from multitalk.audio.espeak import EspeakEngine
-    from multitalk.audio.tts import LineRequest, VoiceError
     from multitalk.screenplay.schema import Character
 
     engines = {"espeak": (EspeakEngine(), Character(voice="en-us+m3"))}

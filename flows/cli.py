@@ -1,4 +1,4 @@
-"""The `multitalk` command line: validate, render, timeline, cache, doctor, voices, import.
+"""The `multitalk` command line: validate, render, timeline, cache, server, doctor, voices, import.
 
 Commands that only read a screenplay (validate, timeline) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
@@ -14,6 +14,7 @@ from rich.console import Console
 from flows.cache_commands import cache_app
 from flows.doctor import doctor
 from flows.import_command import import_command
+from flows.server import server_app
 from flows.voices_command import voices
 from multitalk.screenplay import Screenplay, ScreenplayError, load_screenplay
 
@@ -46,7 +47,7 @@ def validate(
                 console.print(str(problem), markup=False, soft_wrap=True)
             continue
         lines = sum(len(scene.lines) for scene in screenplay.scenes)
-        console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False)
+        console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False, soft_wrap=True)
         _fallback_notes(screenplay)
     if failed:
         raise typer.Exit(EXIT_INVALID)
@@ -98,8 +99,10 @@ def render(
             console.print(f"video: {done['video']}", markup=False, soft_wrap=True)
             return
     from flows.prefect_env import configure_local_prefect
+    from flows.server import use_running_server
 
     configure_local_prefect()
+    use_running_server()
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
 
@@ -186,7 +189,7 @@ def timeline(
     target = out or output_dir(screenplay, root, claim=True) / "timeline.png"
     draw_timeline(screenplay, timelines, target)
     seconds = sum(t.duration for t in timelines.values())
-    console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False)
+    console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False, soft_wrap=True)
 
 
 def _up_to_date(
@@ -254,6 +257,7 @@ def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
 
 # Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).
 app.add_typer(cache_app, name="cache")
+app.add_typer(server_app, name="server")
 app.command()(doctor)
 app.command()(voices)  # `multitalk voices` (flows/voices_command.py)
 app.command(name="import")(import_command)  # `multitalk import JOB.json...` (flows/import_command.py)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from multitalk.audio.tts import EngineIdentity, LineRequest, Synthesised, VoiceError
+from multitalk.audio.engine import EngineIdentity, LineRequest, Synthesised, VoiceError
 from multitalk.store.keys import file_digest
 
 logger = logging.getLogger(__name__)

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from multitalk.audio.audio_io import read_wav, resample, write_json, write_wav
+from multitalk.audio.engine import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, VoiceError
 from multitalk.audio.trim import Trimmed, trim_silence
-from multitalk.audio.tts import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, VoiceError, engine_for
+from multitalk.audio.tts import engine_for
 from multitalk.audio.voice_catalog import effective_character
 from multitalk.screenplay.schema import Line, Screenplay
 from multitalk.store.keys import file_digest

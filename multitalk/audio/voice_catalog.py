@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from multitalk.audio import coqui, kokoro, piper
-from multitalk.audio.tts import LineRequest, VoiceError
+from multitalk.audio.engine import LineRequest, VoiceError
 from multitalk.screenplay.schema import Character
 
 NEURAL_ENGINES = ("piper", "kokoro", "coqui")

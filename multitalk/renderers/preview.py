@@ -22,12 +22,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from multitalk.audio.subtitles import speaker_label
-from multitalk.generation.streaming import SAMPLES_PER_FRAME_16K, Chunk, ChunkGeometry
+from multitalk.generation.streaming import Chunk, ChunkGeometry
 from multitalk.media.colorspace import rgb_to_yuv420, rgb_to_yuv_colour, yuv_planes
 from multitalk.media.fonts import font as text_font
 from multitalk.media.fonts import font_identity
 from multitalk.model.buckets import choose_bucket, cover_crop_geometry
 from multitalk.renderers.base import Person, SceneContext, SpokenLine
+from multitalk.timing import SAMPLES_PER_FRAME
 
 VERSION = "preview-2"  # 2: wide-Unicode font, level bar above the subtitles, one speaker-label rule
 PALETTE = ("#f2a541", "#4cc9f0", "#b5e48c", "#f72585")
@@ -44,6 +45,7 @@ def _rgb(colour: str) -> tuple[int, int, int]:
 @lru_cache(maxsize=16)
 def _fitted_image(path: Path, mtime_ns: int, width: int, height: int) -> np.ndarray:
     """The scene image resized to cover (width, height) and centre-cropped, uint8 (H, W, 3)."""
+
     with Image.open(path) as opened:
         image = opened.convert("RGB")
     (resized_h, resized_w), (top, left) = cover_crop_geometry((image.height, image.width), (height, width))
@@ -71,6 +73,7 @@ class PreviewRenderer:
         return {"renderer": self.name, "version": VERSION, "font": font_identity()}
 
     def frame_size(self, context: SceneContext) -> tuple[int, int]:
+
         with Image.open(context.image) as opened:
             width, height = opened.size
         target_h, target_w = choose_bucket(height, width, context.resolution)
@@ -134,6 +137,8 @@ def _overlapping(lines: tuple[SpokenLine, ...], start: int, end: int) -> list[Sp
 def _region(person: Person, image: Path, width: int, height: int) -> tuple[int, int, int, int]:
     """The person's region in frame pixels: their box after the cover-crop, or their half of the frame."""
     if person.bbox is not None:
+        from multitalk.model.buckets import cover_crop_geometry
+
         with Image.open(image) as opened:
             src_w, src_h = opened.size
         (resized_h, resized_w), (top, left) = cover_crop_geometry((src_h, src_w), (height, width))
@@ -158,7 +163,7 @@ def _levels(context: SceneContext, chunk: Chunk) -> np.ndarray:
         return levels
     for index in range(len(context.persons)):
         frames = context.read_track_window(index, chunk.deliver_start, chunk.deliver_end)
-        rms = np.sqrt(np.mean(frames.reshape(count, SAMPLES_PER_FRAME_16K) ** 2, axis=1))
+        rms = np.sqrt(np.mean(frames.reshape(count, SAMPLES_PER_FRAME) ** 2, axis=1))
         # -23 LUFS speech peaks near 0.2 RMS; map -50..-10 dBFS onto the meter.
         decibels = 20 * np.log10(np.maximum(rms, 1e-6))
         levels[index] = np.clip((decibels + 50) / 40, 0, 1)

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from multitalk.audio.align import FPS
 from multitalk.media.probe import ProbeError, media_duration
+from multitalk.timing import FPS
 
 PERSON_KEY = re.compile(r"^person(\d+)$")
 TURN = re.compile(r"\(s(\d+)\)")  # "(s1) Hello (s2) Hi": whose turn it is

@@ -7,9 +7,9 @@ import pytest
 import soundfile
 
 from multitalk.audio.align import build_timeline
+from multitalk.audio.engine import LINE_SAMPLE_RATE
 from multitalk.audio.line_audio import line_tts_key_material, synthesise_line
 from multitalk.audio.subtitles import scene_cues
-from multitalk.audio.tts import LINE_SAMPLE_RATE
 from multitalk.screenplay import ScreenplayError
 from multitalk.stages import align
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from multitalk.audio import kokoro
-from multitalk.audio.tts import LineRequest, VoiceError
+from multitalk.audio.engine import LineRequest, VoiceError
 from multitalk.screenplay.schema import Character
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from multitalk.audio import piper
 from multitalk.audio.audio_io import read_wav
+from multitalk.audio.engine import LINE_SAMPLE_RATE, LineRequest, VoiceError
 from multitalk.audio.line_audio import line_request, line_tts_key_material, synthesise_line
-from multitalk.audio.tts import LINE_SAMPLE_RATE, LineRequest, VoiceError
 from multitalk.screenplay.schema import Character
 
 VOICE = "en_US-joe-medium"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from multitalk.audio.align import FPS
 from multitalk.media.probe import media_duration, video_facts
 from multitalk.screenplay import load_screenplay
 from multitalk.screenplay.official_job import JobError, box_from_official, import_job
+from multitalk.timing import FPS
 from tests.conftest import REPO_ROOT
 
 EXAMPLES = REPO_ROOT.parent / "shared" / "examples"
