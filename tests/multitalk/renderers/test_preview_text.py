@@ -119,3 +119,30 @@ def test_timeline_lanes_are_named_by_where_people_stand(write_project):
     assert [screen_position(sides, s) for s in ("a", "b")] == ["right", "left"]  # not by speaking order
     assert [screen_position(boxes, s) for s in ("a", "b")] == ["right", "left"]
     assert screen_position(alone, "c") == "center"
+
+
+def test_the_preview_shows_the_active_action_beside_the_speaker(monkeypatch, tmp_path):
+    from multitalk.renderers.base import Person, SceneContext
+
+    drawn: list[str] = []
+    real_draw = ImageDraw.Draw
+
+    class Recording:
+        def __init__(self, image, mode=None):
+            self.draw = real_draw(image, mode)
+
+        def text(self, xy, text, **kwargs):
+            drawn.append(text)
+            return self.draw.text(xy, text, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.draw, name)
+
+    monkeypatch.setattr(preview.ImageDraw, "Draw", Recording)
+    Image.new("RGB", (854, 480)).save(tmp_path / "scene.png")
+    mia = Person("mia", "Mia", "left", None)
+    lines = (SpokenLine("mia", "Mia", "Ha!", 0, 10, True, "laughs and leans back"),)
+    context = SceneContext("s", tmp_path / "scene.png", "", None, (mia,), lines, 10, "480p", 1)
+    base = np.zeros((480, 854, 3), dtype=np.uint8)
+    preview._compose(base, context, list(lines), [(10, 10, 400, 470)], [(255, 0, 0)])
+    assert "Mia — laughs and leans back" in drawn and "Mia: Ha!" in drawn
