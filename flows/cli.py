@@ -6,6 +6,7 @@ Rendering runs the same Prefect flow as deployments do, with rich progress bars 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -89,9 +90,11 @@ def render(
     if (renderer or screenplay.defaults.renderer) == "multitalk":
         _check_weights(weights, screenplay)
     if not scenes and not scene_deployment:
+        from multitalk.audio.engine import VoiceError
+
         try:
             done = _up_to_date(screenplay, force, renderer, outputs, weights, model, devices)
-        except (ScreenplayError, ValueError, FileNotFoundError) as error:
+        except (ScreenplayError, VoiceError, ValueError, FileNotFoundError) as error:
             console.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_INVALID) from None
         if done is not None:
@@ -102,7 +105,7 @@ def render(
     from flows.server import use_running_server
 
     configure_local_prefect()
-    use_running_server()
+    temporary = use_running_server() is None and not os.environ.get("PREFECT_API_URL")
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
 
@@ -120,7 +123,8 @@ def render(
                 scene_deployment=scene_deployment,
                 return_state=True,
             )
-            settle_events(state.state_details.flow_run_id)
+            if temporary:  # it stops when this process exits: let it record the run first
+                settle_events(state.state_details.flow_run_id)
             manifest = state.result()
         except (ScreenplayError, ValueError, FileNotFoundError) as error:
             progress.stop()
