@@ -1,4 +1,4 @@
-"""The `multitalk` command line: validate, render, timeline, plan, cache, server, doctor.
+"""The `multitalk` command line: validate, render, timeline, plan, cache, server, doctor, voices, import.
 
 Commands that only read a screenplay (validate, timeline) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
@@ -14,7 +14,9 @@ from rich.console import Console
 
 from flows.cache_commands import cache_app
 from flows.doctor import doctor
+from flows.import_command import import_command
 from flows.server import server_app
+from flows.voices_command import voices
 from multitalk.screenplay import Screenplay, ScreenplayError, load_screenplay
 
 app = typer.Typer(
@@ -47,8 +49,19 @@ def validate(
             continue
         lines = sum(len(scene.lines) for scene in screenplay.scenes)
         console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False, soft_wrap=True)
+        _fallback_notes(screenplay)
     if failed:
         raise typer.Exit(EXIT_INVALID)
+
+
+def _fallback_notes(screenplay: Screenplay) -> None:
+    """Say (on stderr) which characters speak with their espeak fallback on this machine, and why."""
+    from multitalk.audio.voice_catalog import fallback_note
+
+    for name, character in screenplay.characters.items():
+        note = fallback_note(character, screenplay.project_dir)
+        if note:
+            typer.echo(f"note: {screenplay.source_file.name}: {name}: {note}", err=True)
 
 
 @app.command()
@@ -123,8 +136,25 @@ def render(
         f"({totals['chunks_rendered']} rendered, {totals['chunks_cached']} cached), "
         f"{totals['wall_seconds']:.1f}s wall"
     )
-    video = manifest["video"] or "not stitched (not every scene rendered)"
-    console.print(f"video: {video}", markup=False, soft_wrap=True)
+    for line in clip_lines(manifest, partial=bool(scenes)):
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def clip_lines(manifest: dict, *, partial: bool) -> list[str]:
+    """Where the render's videos are: the final video, and each scene's clip when only some scenes were asked for."""
+    lines = []
+    if partial or manifest["video"] is None:
+        scenes_dir = Path(manifest["output_dir"]) / "scenes"
+        for row in manifest["scenes"]:
+            lines.append(f"clip {row['scene_id']}: {scenes_dir / (row['scene_id'] + '.mp4')} ({row['seconds']:.2f}s)")
+    if manifest["video"] is not None:
+        lines.append(f"video: {manifest['video']}")
+    else:
+        lines.append(
+            f"video: not stitched ({len(manifest['scenes'])} scenes rendered, the clips above); "
+            "render without --scenes to stitch final.mp4"
+        )
+    return lines
 
 
 @app.command()
@@ -280,6 +310,8 @@ def _load_or_exit(file: Path) -> Screenplay:
 app.add_typer(cache_app, name="cache")
 app.add_typer(server_app, name="server")
 app.command()(doctor)
+app.command()(voices)  # `multitalk voices` (flows/voices_command.py)
+app.command(name="import")(import_command)  # `multitalk import JOB.json...` (flows/import_command.py)
 
 
 def main() -> None:
