@@ -18,6 +18,7 @@ from uuid import UUID
 
 DEPLOYMENTS = ("render-screenplay/gpu-pool", "render-screenplay/local")
 PLAN_TIMEOUT_SECONDS = 60
+NO_API = "no Prefect API is configured: start a server and set PREFECT_API_URL (README: Run it under Prefect)"
 
 
 class PoolError(RuntimeError):
@@ -35,7 +36,7 @@ def _client() -> Any:
     from prefect.client.orchestration import get_client
 
     if api_url() is None:
-        raise PoolError("no Prefect API is configured: start a server and set PREFECT_API_URL (README: Prefect)")
+        raise PoolError(NO_API)
     return get_client(sync_client=True)
 
 
@@ -74,6 +75,8 @@ def submit(
     """Start a run of `deployment` for `screenplay`; returns its id and name (it runs on the pool's workers)."""
     if deployment not in DEPLOYMENTS:
         raise PoolError(f"unknown deployment {deployment!r} (choose {' or '.join(DEPLOYMENTS)})")
+    if api_url() is None:
+        raise PoolError(NO_API)
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
