@@ -1,6 +1,6 @@
 """Hearing a screenplay before rendering it: one line's voice, a scene's mix and its timeline.
 
-These go through the same cached voice and align stages as a render, into the store under the folder's
+These go through the same cached `voice` and `align` stages as a render, into the store under the folder's
 `outputs/`: a line heard in the studio is not voiced again by the render, and an unchanged line is heard at once.
 This file is the studio's one door to those stages.
 """
@@ -13,17 +13,9 @@ from typing import Any
 
 from PIL import Image
 
-from multitalk.pipeline.voices import (
-    LINE_FILE,
-    MIX_FILE,
-    ensure_line_audio,
-    ensure_scene_audio,
-    line_key,
-    scene_audio_key,
-    timeline_of,
-)
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
+from multitalk.stages import align, voice
 from multitalk.store.store import Store
 from studio.placement import character_colour, place_cast
 
@@ -37,30 +29,33 @@ class Heard:
     voiced_now: bool
 
 
+def _voiced(store: Store, screenplay: Screenplay, line: Any) -> tuple[voice.VoicedLine, bool]:
+    """The line's voice from the store, built now when missing; (voice, built_now)."""
+    key = voice.key(screenplay, line)
+    found = voice.load(store, key)
+    return (found, False) if found is not None else (voice.build(store, key, screenplay, line), True)
+
+
 def hear_line(store: Store, screenplay: Screenplay, scene: Scene, index: int) -> Heard:
     """The voice of line `index` of `scene` (voiced now unless the store has it)."""
     if not 0 <= index < len(scene.lines):
         raise IndexError(f"scene {scene.id!r} has lines 0..{len(scene.lines) - 1}, not {index}")
-    line = scene.lines[index]
-    entry, voiced = ensure_line_audio(store, line_key(screenplay, line), screenplay, line)
-    return Heard(entry.file(LINE_FILE), float(entry.result["duration"]), voiced)
+    voiced, built = _voiced(store, screenplay, scene.lines[index])
+    return Heard(voiced.wav, voiced.duration, built)
 
 
 def hear_scene(
     store: Store, screenplay: Screenplay, source: SourceMap | None, scene: Scene
 ) -> tuple[Heard, dict[str, Any]]:
     """A scene's mastered mix and its timeline, drawn as lanes by on-screen position (left to right)."""
-    keys, entries = [], []
-    for line in scene.lines:
-        key = line_key(screenplay, line)
-        entries.append(ensure_line_audio(store, key, screenplay, line)[0])
-        keys.append(key)
-    index = next(i for i, s in enumerate(screenplay.scenes) if s.id == scene.id)
-    entry, built = ensure_scene_audio(
-        store, scene_audio_key(screenplay, scene, keys), screenplay, scene, entries, scene_index=index, source=source
-    )
-    timeline = timeline_of(entry)
-    return Heard(entry.file(MIX_FILE), timeline.duration, built), timeline_lanes(screenplay, scene, timeline)
+    voices = [_voiced(store, screenplay, line)[0] for line in scene.lines]
+    key = align.key(screenplay, scene, [v.key for v in voices])
+    aligned = align.load(store, key)
+    built = aligned is None
+    if aligned is None:
+        aligned = align.build(store, key, screenplay, scene, voices, source=source)
+    timeline = aligned.timeline()
+    return Heard(aligned.mix, timeline.duration, built), timeline_lanes(screenplay, scene, timeline)
 
 
 def timeline_lanes(screenplay: Screenplay, scene: Scene, timeline: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from uuid import UUID
 
 DEPLOYMENTS = ("render-screenplay/gpu-pool", "render-screenplay/local")
 PLAN_TIMEOUT_SECONDS = 60
+PAGE = 200
 NO_API = "no Prefect API is configured: start a server and set PREFECT_API_URL (README: Run it under Prefect)"
 
 
@@ -113,12 +114,15 @@ def run_status(run_id: str) -> dict[str, Any]:
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[ident]))
         )
         run_ids = [ident, *(child.id for child in children)]
-        chunks = client.read_task_runs(
-            task_run_filter=TaskRunFilter(
-                flow_run_id=TaskRunFilterFlowRunId(any_=run_ids), name=TaskRunFilterName(like_="-chunk-")
-            ),
-            limit=10_000,
+        chunk_filter = TaskRunFilter(
+            flow_run_id=TaskRunFilterFlowRunId(any_=run_ids), name=TaskRunFilterName(like_="-chunk-")
         )
+        chunks: list[Any] = []
+        while True:  # the API pages its answers (PREFECT_API_DEFAULT_LIMIT, 200)
+            page = client.read_task_runs(task_run_filter=chunk_filter, limit=PAGE, offset=len(chunks))
+            chunks += page
+            if len(page) < PAGE:
+                break
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[ident]))
         )

@@ -1,8 +1,9 @@
 """Preview renders started from the page: one at a time, in a background thread, with progress.
 
 A preview is the `preview` renderer (an animatic: the scene image, the speaker highlighted, subtitles, the real
-mix) through the same chunk plan, store and stitching as a real render, written under the folder's `outputs/`.
-The page polls a job for its chunks done and, when it is done, plays the scene clip or the final video.
+mix) through the same stages and store as a real render, under the folder's `outputs/`, in the studio's own
+process (no Prefect server needed). The page polls a job for its chunks done and, when it is done, plays the
+scene clip or the final video.
 Renders share the machine's cores, so jobs queue behind a single lock rather than run side by side.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 from multitalk.screenplay.problems import ScreenplayError
 
 logger = logging.getLogger(__name__)
+PREVIEW = "preview"
 
 
 @dataclass
@@ -56,10 +58,18 @@ class PreviewJob:
         }
 
 
-def render_preview(screenplay_path: Path, scene: str | None, outputs: Path, job: PreviewJob) -> dict[str, Any]:
-    """Render with the preview renderer through the render-screenplay flow; progress lands on `job`."""
-    from flows.render_screenplay import render_screenplay
-    from tasks.progress import ProgressEvent, listening
+def render_preview(screenplay_path: Path, scene_id: str | None, outputs: Path, job: PreviewJob) -> tuple[Path, float]:
+    """Render with the preview renderer, in this process and without Prefect; (video, seconds).
+
+    One scene goes through the same `voice`, `align`, `chunk` and `clip` stages as `multitalk.render` and yields
+    the scene's clip from the store; the whole screenplay is `multitalk.render` itself, yielding `final.mp4`.
+    Progress lands on `job`.
+    """
+    import multitalk
+    from multitalk.screenplay.load import load_screenplay_with_source
+    from multitalk.stages.progress import ProgressEvent, listening
+    from multitalk.stages.render import render_scene, voice_and_align
+    from multitalk.stages.settings import RenderSettings
 
     def on_event(event: ProgressEvent) -> None:
         if event.kind == "scene-planned":
@@ -70,9 +80,15 @@ def render_preview(screenplay_path: Path, scene: str | None, outputs: Path, job:
             job.frames_done += event.frames
 
     with listening(on_event):
-        return render_screenplay(
-            str(screenplay_path), scenes=[scene] if scene else None, renderer="preview", store_root=str(outputs)
-        )
+        if scene_id is None:
+            manifest = multitalk.render(screenplay_path, outputs=outputs, renderer=PREVIEW)
+            return Path(manifest["video"]), float(manifest["totals"]["seconds"])
+        screenplay, source = load_screenplay_with_source(screenplay_path)
+        settings = RenderSettings.resolve(screenplay, renderer=PREVIEW, store_root=outputs)
+        scene = screenplay.scene(scene_id)
+        aligned, _ = voice_and_align(screenplay, source, scene, settings)
+        clip, _ = render_scene(screenplay, scene, aligned, settings)
+        return clip.video, clip.seconds
 
 
 class Previews:
@@ -94,8 +110,8 @@ class Previews:
         with self._one_at_a_time:
             job.state, job.started = "running", time.monotonic()
             try:
-                manifest = render_preview(screenplay_path, job.scene, self.outputs, job)
-                job.video, job.seconds = self._video(manifest, job.scene)
+                video, job.seconds = render_preview(screenplay_path, job.scene, self.outputs, job)
+                job.video = video.resolve().relative_to(self.root).as_posix()
                 job.state = "done"
             except (ScreenplayError, ValueError, FileNotFoundError) as error:
                 job.state, job.error = "failed", str(error)
@@ -103,15 +119,3 @@ class Previews:
                 logger.exception("preview %s failed", job.id)
                 job.state, job.error = "failed", f"{type(error).__name__}: {error}"
             job.wall_seconds = round(time.monotonic() - job.started, 2)
-
-    def _video(self, manifest: dict[str, Any], scene: str | None) -> tuple[str | None, float | None]:
-        out = Path(manifest["output_dir"])
-        if scene is None:
-            video = manifest.get("video")
-            seconds = manifest["totals"]["seconds"]
-        else:
-            video = str(out / "scenes" / f"{scene}.mp4")
-            seconds = next(s["seconds"] for s in manifest["scenes"] if s["scene_id"] == scene)
-        if video is None:
-            return None, seconds
-        return Path(video).resolve().relative_to(self.root).as_posix(), seconds

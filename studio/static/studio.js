@@ -380,8 +380,16 @@ async function submit() {
   const run = await api("POST", "/api/submit", poolSettings());
   $("run-state").textContent = `${run.name}: submitted to ${run.deployment}`;
   $("run-report").textContent = "";
-  for (;;) {
-    const status = await api("GET", `/api/runs/${run.id}`);
+  for (let failures = 0; ; ) {
+    let status;
+    try {
+      status = await api("GET", `/api/runs/${run.id}`);
+      failures = 0;
+    } catch (error) {
+      if (++failures > 5) throw error;  // a busy API may miss a poll or two
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      continue;
+    }
     $("run-state").textContent = `${status.name}: ${status.state}`;
     $("run-state").dataset.state = status.state;
     const scenes = status.scene_runs.length ? `; scene runs: ${status.scene_runs.map((r) => `${r.name} ${r.state}`).join(", ")}` : "";
