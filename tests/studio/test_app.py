@@ -152,3 +152,28 @@ def test_without_a_prefect_api_the_pool_says_how_to_get_one(client: TestClient, 
         assert status["api_url"] is None and "PREFECT_API_URL" in status["message"]
         refused = client.post("/api/submit", json={"path": "two_friends.yaml"})
         assert refused.status_code == 503 and "PREFECT_API_URL" in refused.json()["error"]
+
+
+@pytest.mark.slow
+def test_a_whole_screenplay_preview_ends_with_the_final_video(tmp_path: Path) -> None:
+    import time
+
+    from multitalk.media.probe import video_facts
+    from tests.flows.conftest import SMALL_SCREENPLAY, ASSETS
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    (folder / "cafe.png").write_bytes((ASSETS / "cafe.png").read_bytes())
+    (folder / "park.png").write_bytes((ASSETS / "park_bench.png").read_bytes())
+    (folder / "small_talk.yaml").write_text(SMALL_SCREENPLAY)
+    client = TestClient(create_app(folder), base_url="http://127.0.0.1:8765")
+    job = client.post("/api/preview", json={"path": "small_talk.yaml"}).json()
+    deadline = time.monotonic() + 300
+    while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job = client.get(f"/api/preview/{job['id']}").json()
+    assert job["state"] == "done", job
+    assert job["video"] == "outputs/small_talk/final.mp4" and job["chunks_done"] == job["chunks_total"] > 1
+    facts = video_facts(folder / job["video"])
+    assert abs(facts.frames / 25 - job["seconds"]) < 1e-6
+    assert client.get(f"/api/file?path={job['video']}").headers["content-type"] == "video/mp4"
