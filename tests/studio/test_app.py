@@ -159,7 +159,7 @@ def test_a_whole_screenplay_preview_ends_with_the_final_video(tmp_path: Path) ->
     import time
 
     from multitalk.media.probe import video_facts
-    from tests.flows.conftest import SMALL_SCREENPLAY, ASSETS
+    from tests.flows.conftest import ASSETS, SMALL_SCREENPLAY
 
     folder = tmp_path / "small"
     folder.mkdir()
