@@ -234,12 +234,14 @@ def studio(
 ) -> None:
     """Open the authoring studio: edit, place the cast, hear, preview and send screenplays to the GPU pool."""
     if not folder.is_dir():
-        console.print(f"{folder} is not a folder", markup=False)
+        console.print(f"{folder} is not a folder", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID)
     from studio.server import serve
 
     url = f"http://{host}:{port}/"
-    console.print(f"multitalk studio on {url} serving {folder.resolve()} (Ctrl+C stops it)", markup=False)
+    console.print(
+        f"multitalk studio on {url} serving {folder.resolve()} (Ctrl+C stops it)", markup=False, soft_wrap=True
+    )
     serve(folder, host=host, port=port)
 
 

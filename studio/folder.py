@@ -8,6 +8,7 @@ beside the project.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -24,6 +25,18 @@ SERVED_SUFFIXES = {
     ".vtt": "text/vtt; charset=utf-8",
 }
 SKIPPED_DIRS = {"outputs", ".state", ".git", ".venv", "__pycache__"}
+# A screenplay has one of these keys at the top level; other YAML (prefect.yaml, CI files) is never opened or written.
+SCREENPLAY_KEY = re.compile(r"^(title|characters|scenes)\s*:", re.MULTILINE)
+SNIFF_BYTES = 1 << 20
+
+
+def looks_like_screenplay(path: Path) -> bool:
+    """Whether a YAML file is a screenplay (a top-level title, characters or scenes key), not some other config."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return SCREENPLAY_KEY.search(handle.read(SNIFF_BYTES)) is not None
+    except OSError:
+        return False
 
 
 class OutsideFolderError(ValueError):
@@ -68,6 +81,8 @@ class ProjectFolder:
             raise OutsideFolderError(f"{relative!r} is not a screenplay (.yaml or .yml)")
         if not path.is_file():
             raise FileNotFoundError(f"no screenplay {relative!r} in {self.root}")
+        if not looks_like_screenplay(path):
+            raise OutsideFolderError(f"{relative!r} is not a screenplay (no top-level title, characters or scenes)")
         return path
 
     def served(self, relative: str) -> tuple[Path, str]:
@@ -87,7 +102,12 @@ class ProjectFolder:
             parts = path.relative_to(self.root).parts
             if any(part in SKIPPED_DIRS or part.startswith(".") for part in parts[:-1]):
                 continue
-            if path.suffix in SCREENPLAY_SUFFIXES and path.is_file() and not parts[-1].startswith("."):
+            if (
+                path.suffix in SCREENPLAY_SUFFIXES
+                and path.is_file()
+                and not parts[-1].startswith(".")
+                and looks_like_screenplay(path)
+            ):
                 relative = path.relative_to(self.root).as_posix()
                 try:
                     self.resolve(relative)

@@ -11,11 +11,14 @@ from studio.app import create_app
 
 DEFAULT_PORT = 8765
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
+WILDCARDS = ("0.0.0.0", "::")
 
 
 def serve(folder: Path, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
     """Run the studio until interrupted. A host other than 127.0.0.1 exposes it to that network: say so."""
-    allowed = [*LOCAL_HOSTS] if host in LOCAL_HOSTS else [*LOCAL_HOSTS, host]
+    # On 127.0.0.1 only requests naming it are answered (a page elsewhere cannot reach it by DNS rebinding); bound
+    # to every interface, clients name the machine however they reach it.
+    allowed = ["*"] if host in WILDCARDS else [*LOCAL_HOSTS] if host in LOCAL_HOSTS else [*LOCAL_HOSTS, host]
     app = create_app(folder, allowed_hosts=allowed)
     if host not in LOCAL_HOSTS:
         logging.getLogger(__name__).warning("the studio listens on %s: anyone who reaches it can edit %s", host, folder)

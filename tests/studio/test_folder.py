@@ -15,6 +15,7 @@ def folder(tmp_path: Path) -> ProjectFolder:
     root = tmp_path / "project"
     (root / "assets").mkdir(parents=True)
     (root / "film.yaml").write_text("title: x\n")
+    (root / "prefect.yaml").write_text("name: multitalk\ndeployments: []\n")
     (root / "assets" / "a.png").write_bytes(b"png")
     (tmp_path / "secret.yaml").write_text("title: secret\n")
     (tmp_path / "secret.png").write_bytes(b"secret")
@@ -59,6 +60,8 @@ def test_only_media_is_served_and_only_screenplays_are_opened(folder: ProjectFol
         folder.screenplay("assets/a.png")
     with pytest.raises(FileNotFoundError):
         folder.screenplay("missing.yaml")
+    with pytest.raises(OutsideFolderError, match="not a screenplay"):
+        folder.screenplay("prefect.yaml")  # other YAML in the folder is never opened, so never overwritten
 
 
 def test_listing_skips_outputs_hidden_files_and_links_out(folder: ProjectFolder) -> None:
@@ -66,5 +69,5 @@ def test_listing_skips_outputs_hidden_files_and_links_out(folder: ProjectFolder)
     (folder.root / "outputs" / "old.yaml").write_text("x")
     (folder.root / ".film.studio-1.yaml").write_text("x")
     (folder.root / "drafts").mkdir()
-    (folder.root / "drafts" / "next.yml").write_text("x")
+    (folder.root / "drafts" / "next.yml").write_text("scenes: []\n")
     assert folder.screenplays() == ["drafts/next.yml", "film.yaml"]
