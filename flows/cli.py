@@ -85,7 +85,7 @@ def render(
             console.print(f"[bold]{screenplay.title}[/]: up to date ({done['totals']['chunks']} chunks in the store)")
             console.print(f"video: {done['video']}", markup=False, soft_wrap=True)
             return
-    from flows.prefect_env import configure_local_prefect
+    from flows.prefect_env import configure_local_prefect, settle_events
     from flows.server import use_running_server
 
     configure_local_prefect()
@@ -95,7 +95,7 @@ def render(
 
     with RenderProgress(console) as progress:
         try:
-            manifest = render_screenplay(
+            state = render_screenplay(
                 str(file.resolve()),
                 scenes=scenes or None,
                 force=force or None,
@@ -105,7 +105,10 @@ def render(
                 model=model,
                 devices=devices or None,
                 scene_deployment=scene_deployment,
+                return_state=True,
             )
+            settle_events(state.state_details.flow_run_id)
+            manifest = state.result()
         except (ScreenplayError, ValueError, FileNotFoundError) as error:
             progress.stop()
             console.print(str(error), markup=False, soft_wrap=True)
