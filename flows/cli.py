@@ -1,4 +1,4 @@
-"""The `multitalk` command line: validate, render, timeline, cache, server, doctor.
+"""The `multitalk` command line: validate, render, timeline, cache, server, doctor, studio.
 
 Commands that only read a screenplay (validate, timeline) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.

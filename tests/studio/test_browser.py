@@ -229,3 +229,18 @@ def test_sending_to_the_pool_runs_the_deployment_and_shows_its_report(studio: St
     assert done > 0 and "# Two Friends" in report and f"| {POOL_SCENE} |" in report
     assert (studio.folder / "outputs" / "two_friends" / "scenes" / f"{POOL_SCENE}.mp4").is_file()
     studio.shot("7-pool-run-report", "run-report")
+
+
+def test_the_page_cannot_fetch_outside_its_folder(studio: Studio) -> None:
+    (studio.folder.parent / "secret.png").write_bytes(b"\x89PNG TOP-SECRET")
+    link = studio.folder / "assets" / "link.png"
+    link.symlink_to(studio.folder.parent / "secret.png")
+    studio.open()
+    fetch = (
+        "const done = arguments[arguments.length - 1];"
+        "Promise.all(arguments[0].map(p => fetch('/api/file?path=' + encodeURIComponent(p))"
+        ".then(async r => [r.status, await r.text()]))).then(done);"
+    )
+    answers = studio.driver.execute_async_script(fetch, ["../secret.png", "/etc/passwd", "assets/link.png"])
+    assert [status for status, _ in answers] == [403, 403, 403]
+    assert not any("TOP-SECRET" in body or "root:" in body for _, body in answers)
