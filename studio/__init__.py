@@ -11,4 +11,5 @@ to a Prefect work pool. The page only ever reads and writes inside the folder it
     previews.py  preview renders in a background thread, with progress
     pool.py      submission to a Prefect deployment, its state, chunks and report artifact; the plan estimate
     app.py       the FastAPI application (JSON API + the static page in static/)
+    server.py    uvicorn on 127.0.0.1 (the `multitalk studio` command starts it)
 """
