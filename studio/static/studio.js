@@ -203,6 +203,8 @@ function startDrag(event, member, mode) {
     element = document.createElement("div");
     element.className = "box";
     element.dataset.name = name;
+    const character = state.picture.characters.find((c) => c.name === name);
+    element.style.borderColor = character ? character.color : "#fff";
     $("boxes").appendChild(element);
   }
   let box = original;
@@ -249,11 +251,12 @@ async function placeCast(character, bbox) {
     setSaveState();
     updateGutter();
     applyChecked(data);
+    await refreshPicture();
     $("save-state").textContent = `saved: ${character} at [${bbox.join(", ")}]`;
   } catch (error) {
     report(error);
+    refreshPicture();
   }
-  refreshPicture();
 }
 
 // ---------------------------------------------------------------------------------------------- hearing

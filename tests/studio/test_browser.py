@@ -150,6 +150,27 @@ def test_dragging_a_box_rewrites_the_cast_on_disk_with_comments_kept(studio: Stu
     assert studio.js("return document.getElementById('editor').value") == edited
     studio.shot("3-box-dragged", "cast-stage")
 
+    # Draw a new box for Mia in the empty sky above the bench: her placement becomes that box.
+    Select(driver.find_element(By.ID, "draw-character")).select_by_value("mia")
+    image = driver.find_element(By.ID, "scene-image")
+    width, height = studio.js(
+        "const i = document.getElementById('scene-image'); return [i.clientWidth, i.clientHeight]"
+    )
+
+    def offset(x: float, y: float) -> tuple[int, int]:  # image pixels -> offset from the element's centre
+        return round(x * scale - width / 2), round(y * scale - height / 2)
+
+    ActionChains(driver).move_to_element_with_offset(
+        image, *offset(40, 20)
+    ).click_and_hold().move_to_element_with_offset(image, *offset(150, 80)).move_to_element_with_offset(
+        image, *offset(250, 140)
+    ).release().perform()
+    wait_for(driver, "return document.getElementById('save-state').textContent.startsWith('saved: mia')", 30)
+    drawn = re.search(r"mia: \{bbox: \[(\d+), (\d+), (\d+), (\d+)\]\}", path.read_text().split("id: park")[1])
+    assert drawn is not None
+    assert all(abs(int(v) - want) <= 2 for v, want in zip(drawn.groups(), (40, 20, 250, 140), strict=True))
+    studio.shot("3b-box-drawn", "cast-stage")
+
 
 def test_a_line_plays_and_the_scene_timeline_has_lanes_by_position(studio: Studio) -> None:
     driver = studio.open()
