@@ -7,6 +7,8 @@ cd "$(dirname "$0")"
 # System packages: ffmpeg (video/audio), espeak-ng (the always-available voice), PostgreSQL (team-server test),
 # DejaVu fonts (wide Unicode coverage for burned-in subtitles and the timeline picture).
 packages=(ffmpeg espeak-ng postgresql python3-venv fonts-dejavu-core)
+# The studio's browser tests drive Debian's headless Chromium through its chromedriver (nothing downloads a browser).
+packages+=(chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,4 +1,4 @@
-"""The `multitalk` command line: validate, render, timeline, plan, cache, server, doctor, voices, import.
+"""The `multitalk` command line: validate, render, timeline, plan, cache, server, doctor, voices, import, studio.
 
 Commands that only read a screenplay (validate, timeline) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
@@ -261,6 +261,26 @@ def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
     except MissingWeightsError as error:
         console.print(str(error), markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
+
+
+# Authoring: `multitalk studio [FOLDER]` (the studio/ package, a local web page over a folder of screenplays).
+@app.command()
+def studio(
+    folder: Path = typer.Argument(Path("."), help="Folder of screenplays to serve (default: here)."),  # noqa: B008
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (only this machine by default)."),
+    port: int = typer.Option(8765, "--port", "-p", help="Port to listen on."),
+) -> None:
+    """Open the authoring studio: edit, place the cast, hear, preview and send screenplays to the GPU pool."""
+    if not folder.is_dir():
+        console.print(f"{folder} is not a folder", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID)
+    from studio.server import serve
+
+    url = f"http://{host}:{port}/"
+    console.print(
+        f"multitalk studio on {url} serving {folder.resolve()} (Ctrl+C stops it)", markup=False, soft_wrap=True
+    )
+    serve(folder, host=host, port=port)
 
 
 # Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).
