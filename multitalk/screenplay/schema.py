@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
+
+from multitalk.screenplay import limits
 
 Resolution = Literal["480p", "720p"]
 RendererName = Literal["preview", "multitalk"]
@@ -23,39 +25,53 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 SCENE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
 
 
+def _not_a_boolean(value: object) -> object:
+    """YAML reads `yes`, `true`, `on` as booleans and pydantic would take them as 1; a number must be written."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()} (a YAML boolean); write a number")
+    return value
+
+
+# Numbers as authors write them: never a boolean; NaN and infinities are refused by `allow_inf_nan=False`.
+Number = Annotated[float, BeforeValidator(_not_a_boolean)]
+Whole = Annotated[int, BeforeValidator(_not_a_boolean)]
+Offset = Annotated[Number, Field(ge=0, le=limits.MAX_LINE_OFFSET_SECONDS)]  # seconds on a scene's timeline
+
+
 class Strict(BaseModel):
     """Base: unknown keys are errors (typos must not be silently ignored); models are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Sampling(Strict):
     """Sampling settings for the `multitalk` renderer (official defaults)."""
 
-    steps: Annotated[int, Field(ge=1, le=1000)] = 40
-    shift: Annotated[float, Field(gt=0)] | None = None  # None: 7 at 480p, 11 at 720p (official)
-    text_guidance: Annotated[float, Field(ge=0)] = 5.0
-    audio_guidance: Annotated[float, Field(ge=0)] = 4.0
-    color_correction: Annotated[float, Field(ge=0, le=1)] = 1.0
+    steps: Annotated[Whole, Field(ge=1, le=1000)] = 40
+    shift: Annotated[Number, Field(gt=0, le=100)] | None = None  # None: 7 at 480p, 11 at 720p (official)
+    text_guidance: Annotated[Number, Field(ge=0, le=50)] = 5.0
+    audio_guidance: Annotated[Number, Field(ge=0, le=50)] = 4.0
+    color_correction: Annotated[Number, Field(ge=0, le=1)] = 1.0
     apg: bool = False  # adaptive projected guidance
-    teacache: Annotated[float, Field(ge=0)] | None = None  # step-skipping threshold; None disables TeaCache
+    teacache: Annotated[Number, Field(ge=0, le=10)] | None = None  # step-skipping threshold; None disables TeaCache
     negative_prompt: str | None = None  # None: the official default negative prompt
 
 
 class Timing(Strict):
     """How lines are laid out on the scene timeline (seconds)."""
 
-    gap: Annotated[float, Field(ge=0)] = 0.3  # between consecutive lines without pause/overlap/start
-    lead_in: Annotated[float, Field(ge=0)] = 0.2  # before the first line
-    tail: Annotated[float, Field(ge=0)] = 0.6  # after the last line ends
-    trim_db: Annotated[float, Field(le=0)] = -45.0  # leading/trailing silence below this is trimmed from TTS
+    gap: Offset = 0.3  # between consecutive lines without pause/overlap/start
+    lead_in: Offset = 0.2  # before the first line
+    tail: Offset = 0.6  # after the last line ends
+    # leading/trailing silence below this (dBFS) is trimmed from TTS and recordings
+    trim_db: Annotated[Number, Field(ge=limits.MIN_TRIM_DB, le=limits.MAX_TRIM_DB)] = -45.0
 
 
 class Mix(Strict):
     """Delivery audio: loudness of the final mix."""
 
-    loudness: Annotated[float, Field(ge=-40, le=-5)] = -16.0  # LUFS, integrated
-    true_peak: Annotated[float, Field(ge=-10, le=0)] = -1.0  # dBTP ceiling
+    loudness: Annotated[Number, Field(ge=-40, le=-5)] = -16.0  # LUFS, integrated
+    true_peak: Annotated[Number, Field(ge=-10, le=0)] = -1.0  # dBTP ceiling
 
 
 class Defaults(Strict):
@@ -64,8 +80,8 @@ class Defaults(Strict):
     renderer: RendererName = "preview"
     resolution: Resolution = "480p"
     fps: Literal[25] = 25  # MultiTalk is trained at 25 fps; the audio grid (640 samples a frame) assumes it
-    seed: int = 42
-    crf: Annotated[int, Field(ge=0, le=51)] = 18
+    seed: Annotated[Whole, Field(ge=0, le=2**32 - 1)] = 42
+    crf: Annotated[Whole, Field(ge=0, le=51)] = 18
     weights: str | None = None  # folder of the official weights; may lie outside the project
     sampling: Sampling = Sampling()
     timing: Timing = Timing()
@@ -79,8 +95,8 @@ class Character(Strict):
     voice: str | None = None  # espeak voice/variant ("en-us+f3"), or a Coqui speaker id
     model: str | None = None  # Coqui model name or local folder
     language: str = "en"
-    speed: Annotated[float, Field(gt=0.2, le=4)] = 1.0  # 1.0 = the engine's normal rate
-    pitch: Annotated[int, Field(ge=0, le=99)] = 50  # espeak pitch
+    speed: Annotated[Number, Field(gt=0.2, le=4)] = 1.0  # 1.0 = the engine's normal rate
+    pitch: Annotated[Whole, Field(ge=0, le=99)] = 50  # espeak pitch
     speaker_wav: str | None = None  # a recording of the voice to clone (Coqui XTTS)
     display_name: str | None = None  # shown in subtitles and the preview; defaults to the key
     color: str | None = None  # preview highlight colour, "#rrggbb"
@@ -101,7 +117,8 @@ class Character(Strict):
         return self._speaker_wav_path
 
 
-BBox = Annotated[list[float], Field(min_length=4, max_length=4)]  # [x0, y0, x1, y1], image pixels
+Coordinate = Annotated[Number, Field(ge=-limits.MAX_BOX_COORDINATE, le=limits.MAX_BOX_COORDINATE)]
+BBox = Annotated[list[Coordinate], Field(min_length=4, max_length=4)]  # [x0, y0, x1, y1], image pixels
 
 
 class Placement(Strict):
@@ -117,9 +134,9 @@ class Line(Strict):
     speaker: str
     text: str | None = None
     audio: str | None = None  # a recorded line, relative to the screenplay's folder
-    pause: Annotated[float, Field(ge=0)] | None = None  # silence before the line (replaces the default gap)
-    overlap: Annotated[float, Field(gt=0)] | None = None  # start this long before the previous line ends
-    start: Annotated[float, Field(ge=0)] | None = None  # explicit start, seconds from the scene start
+    pause: Offset | None = None  # silence before the line (replaces the default gap)
+    overlap: Annotated[Offset, Field(gt=0)] | None = None  # start this long before the previous line ends
+    start: Offset | None = None  # explicit start, seconds from the scene start
 
     _audio_path: Path | None = PrivateAttr(default=None)
 
@@ -131,12 +148,12 @@ class Line(Strict):
 class Scene(Strict):
     """One shot: a reference image, who is on it and where, and what they say."""
 
-    id: Annotated[str, Field(pattern=SCENE_ID_PATTERN)]
+    id: Annotated[str, Field(pattern=SCENE_ID_PATTERN, max_length=limits.MAX_ID_CHARS)]
     image: str
-    prompt: str = ""
+    prompt: Annotated[str, Field(max_length=limits.MAX_PROMPT_CHARS)] = ""
     cast: dict[str, Placement] = Field(default_factory=dict)
     lines: Annotated[list[Line], Field(min_length=1)]
-    seed: int | None = None  # overrides defaults.seed for this scene
+    seed: Annotated[Whole, Field(ge=0, le=2**32 - 1)] | None = None  # overrides defaults.seed for this scene
 
     _image_path: Path | None = PrivateAttr(default=None)
 
@@ -158,10 +175,10 @@ class Scene(Strict):
 class Screenplay(Strict):
     """A whole screenplay; `load_screenplay` builds it with paths resolved and every rule checked."""
 
-    title: str
+    title: Annotated[str, Field(max_length=limits.MAX_TITLE_CHARS)]
     defaults: Defaults = Defaults()
-    characters: Annotated[dict[str, Character], Field(min_length=1)]
-    scenes: Annotated[list[Scene], Field(min_length=1)]
+    characters: Annotated[dict[str, Character], Field(min_length=1, max_length=limits.MAX_CHARACTERS)]
+    scenes: Annotated[list[Scene], Field(min_length=1, max_length=limits.MAX_SCENES)]
 
     _source_file: Path | None = PrivateAttr(default=None)
 

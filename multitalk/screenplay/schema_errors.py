@@ -101,6 +101,8 @@ def _message(error: dict[str, Any]) -> str:
         return f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}" + (
             ' (quote text that YAML reads as another type, e.g. "yes")' if quote_hint else ""
         )
+    if kind == "finite_number":
+        return f"{field} {value!r}: must be a finite number (not infinite or NaN)"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         sign = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}[kind]
         bound = next(iter(ctx.values()))
@@ -113,7 +115,11 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "too_long":
         if field == "bbox":
             return f"bbox needs 4 numbers [x0, y0, x1, y1], got {ctx.get('actual_length')}"
-        return f"at most {ctx.get('max_length')} item(s) allowed"
+        return f"{ctx.get('actual_length'):,} items; at most {ctx.get('max_length'):,} allowed" + (
+            f" — split the screenplay ({hint})" if hint else ""
+        )
+    if kind == "string_too_long":
+        return f"{field} is {len(value):,} characters long; at most {ctx.get('max_length'):,}"
     if kind == "string_pattern_mismatch":
         return f"{value!r} is not a valid {field}" + (f"; {hint}" if hint else "")
     if kind == "value_error":
