@@ -276,11 +276,15 @@ def _unvoiceable(text: str) -> str | None:
         )
     control = next((c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n"), None)
     if control is not None:
-        return f"the text contains control character U+{ord(control):04X}; remove it (a YAML escape such as \\0?)"
-    visible = [c for c in text if unicodedata.category(c) not in _INVISIBLE and not c.isspace()]
+        return f"the text contains control character U+{ord(control):04X} (a YAML escape like \\0 or \\a); remove it"
+    visible = "".join(c for c in text if unicodedata.category(c) not in _INVISIBLE and not c.isspace())
+    if not visible:
+        return (
+            "nothing to say: the text is only invisible characters (zero-width spaces, joiners, direction marks); "
+            "write words, or give `audio:`"
+        )
     if not any(unicodedata.category(c)[0] in "LN" for c in visible):
-        shown = "".join(visible) or "only invisible characters"
-        return f"nothing to say: the text has no letters or digits ({shown!r}); write words, or give `audio:`"
+        return f"nothing to say: {visible!r} has no letters or digits; write words, or give `audio:`"
     return None
 
 

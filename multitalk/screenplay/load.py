@@ -40,9 +40,14 @@ def _shell_scene(raw: Any) -> Scene | None:
     lines = []
     for item in raw.get("lines") if isinstance(raw.get("lines"), list) else []:
         line = _valid_or_none(Line, item)
-        if line is None:
-            speaker = item.get("speaker") if isinstance(item, dict) else None
-            line = Line.model_construct(speaker=speaker if isinstance(speaker, str) else "", text="(unreadable line)")
+        if line is None:  # keep the text and the recording, so their own checks still run
+            fields = item if isinstance(item, dict) else {}
+            speaker, text, audio = (fields.get(name) for name in ("speaker", "text", "audio"))
+            line = Line.model_construct(
+                speaker=speaker if isinstance(speaker, str) else "",
+                text=text if isinstance(text, str) else None if isinstance(audio, str) else "(unreadable line)",
+                audio=audio if isinstance(audio, str) else None,
+            )
         lines.append(line)
     raw_cast = raw.get("cast")
     cast = {

@@ -75,8 +75,11 @@ def check_image(path: Path) -> ImageFacts:
                     )
                 opened.load()  # decode every pixel now: truncation shows only here
                 return ImageFacts(width, height, opened.mode)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise MediaProblem(f"{path.name} is too large to decode safely ({error})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise MediaProblem(
+            f"{path.name} declares too many pixels to decode safely (limit {MAX_IMAGE_PIXELS:,}, 4096x4096); "
+            "scale it down — the model renders at 480p or 720p"
+        ) from None
     except UnidentifiedImageError:
         raise MediaProblem(f"cannot read {path.name} as an image; use a PNG or JPEG") from None
     except OSError as error:
@@ -94,7 +97,10 @@ def _audio_stream(path: Path) -> tuple[dict, float]:
     try:
         info = probe(path)
     except ProbeError as error:
-        raise MediaProblem(f"{error}; use a WAV, FLAC, MP3 or OGG recording") from None
+        reason = str(error).rsplit(": ", 1)[-1].rstrip(")")
+        raise MediaProblem(
+            f"ffprobe cannot read {path.name} ({reason}); use a WAV, FLAC, MP3 or OGG recording"
+        ) from None
     streams = info.get("streams", [])
     audio = next((stream for stream in streams if stream.get("codec_type") == "audio"), None)
     if audio is None:

@@ -79,6 +79,8 @@ def _message(error: dict[str, Any]) -> str:
     kind = error["type"]
     loc = error["loc"]
     field = str(loc[-1]) if loc else ""
+    if len(loc) > 1 and isinstance(loc[-1], int):  # an item of a list: `bbox[2]`, not `2`
+        field = f"{loc[-2]}[{loc[-1]}]"
     ctx = error.get("ctx") or {}
     value = error.get("input")
     hint = _HINTS.get((field,))
@@ -107,7 +109,8 @@ def _message(error: dict[str, Any]) -> str:
         sign = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}[kind]
         bound = next(iter(ctx.values()))
         what = "negative " + field if kind == "greater_than_equal" and bound == 0 else field
-        return f"{what} {value!r}: must be {sign} {bound:g}" + (f"; {hint}" if hint else "")
+        shown = f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
+        return f"{what} {value!r}: must be {sign} {shown}" + (f"; {hint}" if hint else "")
     if kind == "too_short":
         if field == "bbox":
             return f"bbox needs 4 numbers [x0, y0, x1, y1], got {len(value)}"
