@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
 from multitalk.screenplay import limits
+from multitalk.screenplay.output_names import safe_name
 
 Resolution = Literal["480p", "720p"]
 RendererName = Literal["preview", "multitalk"]
@@ -194,8 +195,8 @@ class Screenplay(Strict):
 
     @property
     def slug(self) -> str:
-        """Folder name for this screenplay's outputs: the file name without its extension."""
-        return self.source_file.stem
+        """Folder name for this screenplay's outputs: the file name without its extension, made path-safe."""
+        return safe_name(self.source_file.stem)
 
     def display_name(self, speaker: str) -> str:
         """A character's name as viewers see it (subtitles, preview labels): `display_name`, else the key."""
