@@ -36,7 +36,7 @@ def located(error: Exception, source: SourceMap, path: DocPath) -> ScreenplayErr
 
 def is_input_error(error: BaseException) -> bool:
     """True when the screenplay or its files must change before this can work."""
-    return isinstance(error, ScreenplayError | _INPUT_ERRORS)
+    return isinstance(error, (ScreenplayError, *_INPUT_ERRORS))
 
 
 def is_retryable(error: BaseException) -> bool:
