@@ -14,6 +14,7 @@ from multitalk.audio.align import (
     TimelineError,
     build_timeline,
 )
+from multitalk.audio.engine import LINE_SAMPLE_RATE, EngineIdentity, VoiceError
 from multitalk.audio.line_audio import (
     LineAudio,
     LineAudioInfo,
@@ -25,7 +26,7 @@ from multitalk.audio.line_audio import (
 from multitalk.audio.subtitles import Cue, scene_cues, screenplay_cues, to_srt, to_vtt, write_subtitles
 from multitalk.audio.timeline_plot import draw_timeline
 from multitalk.audio.tracks import SceneAudio, build_mix, build_tracks, write_scene_audio
-from multitalk.audio.tts import LINE_SAMPLE_RATE, EngineIdentity, VoiceError, engine_for
+from multitalk.audio.tts import engine_for
 
 __all__ = [
     "FPS",
