@@ -7,6 +7,7 @@ Rendering runs the same Prefect flow as deployments do, with rich progress bars 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 console = Console(highlight=False)
 EXIT_INVALID = 2
+EXIT_FAILED = 1
 
 
 @app.callback()
@@ -74,6 +76,7 @@ def render(
         raise typer.Exit(EXIT_INVALID) from None
     if (renderer or screenplay.defaults.renderer) == "multitalk":
         _check_weights(weights, screenplay)
+    _check_outputs(outputs)
     if not scenes and not scene_deployment:
         try:
             done = _up_to_date(screenplay, force, renderer, outputs, weights, model, devices)
@@ -87,9 +90,11 @@ def render(
     from flows.prefect_env import configure_local_prefect
 
     configure_local_prefect()
+    from flows.console_failures import keep_failures_off_the_console
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
 
+    keep_failures_off_the_console()
     with RenderProgress(console) as progress:
         try:
             manifest = render_screenplay(
@@ -103,10 +108,9 @@ def render(
                 devices=devices or None,
                 scene_deployment=scene_deployment,
             )
-        except (ScreenplayError, ValueError, FileNotFoundError) as error:
+        except Exception as error:  # the CLI's boundary: one line in the user's terms; Prefect logged the traceback
             progress.stop()
-            console.print(str(error), markup=False, soft_wrap=True)
-            raise typer.Exit(EXIT_INVALID) from None
+            _fail(error)
     totals = manifest["totals"]
     console.print(
         f"[bold]{manifest['title']}[/]: {totals['seconds']:.1f}s of video, {totals['chunks']} chunks "
@@ -199,6 +203,26 @@ def _up_to_date(
         pass
     results = plan.scene_results(screenplay, settings.devices[0])
     return publish_outputs(screenplay, settings, results, plan.clips, plan.aligned, plan.final, wall_seconds=0.0)
+
+
+def _fail(error: BaseException) -> NoReturn:
+    """Print a failed render as its located line(s), no traceback; exit 2 for bad input, 1 for anything else."""
+    from multitalk.failures import describe, is_input_error
+
+    for line in describe(error):
+        console.print(line, markup=False, soft_wrap=True)
+    raise typer.Exit(EXIT_INVALID if is_input_error(error) else EXIT_FAILED) from None
+
+
+def _check_outputs(outputs: Path | None) -> None:
+    """Fail before any work when the outputs folder cannot be written (read-only, a file, no permission)."""
+    from flows.settings import default_outputs
+    from multitalk.failures import check_outputs_writable
+
+    try:
+        check_outputs_writable((outputs or default_outputs()).resolve())
+    except OSError as error:
+        _fail(error)
 
 
 def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:

@@ -19,6 +19,7 @@ from multitalk.audio.audio_io import AudioDecodeError
 from multitalk.audio.tts import VoiceError
 from multitalk.screenplay.media_checks import MediaProblem
 from multitalk.screenplay.problems import DocPath, ScreenplayError
+from multitalk.screenplay.schema import Line, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
 
 # Errors of the machine, not the screenplay, that a retry seconds later will meet again.
@@ -32,6 +33,16 @@ def located(error: Exception, source: SourceMap, path: DocPath) -> ScreenplayErr
     if isinstance(error, ScreenplayError):
         return error
     return ScreenplayError([source.problem(path, str(error))])
+
+
+def at_line(screenplay: Screenplay, line: Line, error: Exception) -> ScreenplayError:
+    """`error` (met while voicing `line`) as a ScreenplayError located at that line of the screenplay."""
+    path: DocPath = ()
+    for scene_index, scene in enumerate(screenplay.scenes):
+        for line_index, candidate in enumerate(scene.lines):
+            if candidate is line or (not path and candidate == line):
+                path = ("scenes", scene_index, "lines", line_index)
+    return located(error, screenplay.source_map, path)
 
 
 def is_input_error(error: BaseException) -> bool:

@@ -103,6 +103,7 @@ def load_screenplay_with_source(path: Path | str) -> tuple[Screenplay, SourceMap
         later += schema_problems(error, source)
         screenplay, scenes = _partial_screenplay(data)
     screenplay._source_file = path.resolve()
+    screenplay._source_map = source
     later += check_screenplay(screenplay, source, scenes)
     problems += [problem for problem in later if not source.is_claimed(problem.path)]
     if problems:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 
 from multitalk.screenplay import limits
 from multitalk.screenplay.output_names import safe_name
+from multitalk.screenplay.yaml_source import SourceMap
 
 Resolution = Literal["480p", "720p"]
 RendererName = Literal["preview", "multitalk"]
@@ -182,12 +183,18 @@ class Screenplay(Strict):
     scenes: Annotated[list[Scene], Field(min_length=1, max_length=limits.MAX_SCENES)]
 
     _source_file: Path | None = PrivateAttr(default=None)
+    _source_map: SourceMap | None = PrivateAttr(default=None)  # where each part was written, for later errors
 
     @property
     def source_file(self) -> Path:
         if self._source_file is None:
             raise RuntimeError("screenplay was not loaded through load_screenplay")
         return self._source_file
+
+    @property
+    def source_map(self) -> SourceMap:
+        """Positions of every key and item in the file (empty when built in code), to locate render-time errors."""
+        return self._source_map if self._source_map is not None else SourceMap(self.source_file)
 
     @property
     def project_dir(self) -> Path:
