@@ -15,7 +15,6 @@ from typing import Any
 
 from multitalk.audio.align import Timeline, build_timeline
 from multitalk.audio.subtitles import scene_cues, to_srt, to_vtt
-from multitalk.audio.tracks import write_scene_audio
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
 from multitalk.stages.stage import Stage
@@ -92,6 +91,8 @@ def build(
     source: SourceMap | None = None,
 ) -> AlignedScene:
     """Timeline, per-speaker 16 kHz tracks, the 48 kHz mix and the scene's subtitles, as a new entry."""
+    from multitalk.audio.tracks import write_scene_audio  # loudness needs scipy: keys and look-ups do not
+
     index = next(i for i, candidate in enumerate(screenplay.scenes) if candidate.id == scene.id)
     durations = [voice.duration for voice in voices]
     timeline = build_timeline(scene, durations, screenplay.defaults.timing, scene_index=index, source=source)
