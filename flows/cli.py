@@ -110,7 +110,7 @@ def render(
             )
         except Exception as error:  # the CLI's boundary: one line in the user's terms; Prefect logged the traceback
             progress.stop()
-            _fail(error)
+            _fail(error, outputs)
     totals = manifest["totals"]
     console.print(
         f"[bold]{manifest['title']}[/]: {totals['seconds']:.1f}s of video, {totals['chunks']} chunks "
@@ -205,11 +205,12 @@ def _up_to_date(
     return publish_outputs(screenplay, settings, results, plan.clips, plan.aligned, plan.final, wall_seconds=0.0)
 
 
-def _fail(error: BaseException) -> NoReturn:
+def _fail(error: BaseException, outputs: Path | None = None) -> NoReturn:
     """Print a failed render as its located line(s), no traceback; exit 2 for bad input, 1 for anything else."""
+    from flows.settings import default_outputs
     from multitalk.failures import describe, is_input_error
 
-    for line in describe(error):
+    for line in describe(error, (outputs or default_outputs()).resolve()):
         console.print(line, markup=False, soft_wrap=True)
     raise typer.Exit(EXIT_INVALID if is_input_error(error) else EXIT_FAILED) from None
 
@@ -222,7 +223,7 @@ def _check_outputs(outputs: Path | None) -> None:
     try:
         check_outputs_writable((outputs or default_outputs()).resolve())
     except OSError as error:
-        _fail(error)
+        _fail(error, outputs)
 
 
 def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from multitalk.screenplay.yaml_source import SourceMap
 
 # Errors of the machine, not the screenplay, that a retry seconds later will meet again.
 _HOPELESS_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+FULL_DISK_BYTES = 16 << 20  # below this much free space, a failed write is most likely the full disk
 # Library errors that mean "the screenplay (or a file it names) cannot be rendered as written".
 _INPUT_ERRORS = (VoiceError, AudioDecodeError, MediaProblem)
 
@@ -56,20 +58,38 @@ def is_retryable(error: BaseException) -> bool:
     return not (is_input_error(error) or hopeless_disk)
 
 
-def describe(error: BaseException) -> list[str]:
-    """The lines to show for `error` — one, except for a ScreenplayError with several problems."""
+def describe(error: BaseException, outputs: Path | None = None) -> list[str]:
+    """The lines to show for `error` — one, except for a ScreenplayError with several problems.
+
+    With `outputs` (the outputs root), a failure without a file name names that folder, and any other failure
+    on a disk that is (almost) full says so: a tool such as ffmpeg that ran out of space reports only that
+    its output is unreadable.
+    """
     if isinstance(error, ScreenplayError):
         return [str(problem) for problem in error.problems] or [str(error)]
     if isinstance(error, OSError) and error.errno in _HOPELESS_ERRNOS:
-        return [_disk_sentence(error)]
+        return [_disk_sentence(error, outputs)]
     text = " ".join(str(error).split()) or type(error).__name__
     if is_input_error(error):
         return [text]
+    free = _free_bytes(outputs)
+    if free is not None and free < FULL_DISK_BYTES:
+        full = OSError(errno.ENOSPC, "no space", str(outputs))
+        return [f"{_disk_sentence(full, outputs)} — it made a write fail ({type(error).__name__})"]
     return [f"render failed: {type(error).__name__}: {text} (the Prefect log of this run has the traceback)"]
 
 
-def _disk_sentence(error: OSError) -> str:
-    where = error.filename or "the outputs folder"
+def _free_bytes(folder: Path | None) -> int | None:
+    if folder is None:
+        return None
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _disk_sentence(error: OSError, outputs: Path | None = None) -> str:
+    where = error.filename or (str(outputs) if outputs is not None else "the outputs folder")
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         what = "no space left on the disk" if error.errno == errno.ENOSPC else "disk quota exceeded"
         return (
