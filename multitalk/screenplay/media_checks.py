@@ -10,6 +10,7 @@ whether anything in it is louder than the trim threshold — the render would ot
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import warnings
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ def check_image(path: Path) -> ImageFacts:
         )
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about damaged metadata it can read past
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
                 width, height = opened.size
@@ -82,7 +84,7 @@ def check_image(path: Path) -> ImageFacts:
         ) from None
     except UnidentifiedImageError:
         raise MediaProblem(f"cannot read {path.name} as an image; use a PNG or JPEG") from None
-    except OSError as error:
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as error:  # Pillow's decoders
         raise MediaProblem(f"cannot decode {path.name} ({error}); re-export it as a PNG or JPEG") from None
 
 
