@@ -77,6 +77,8 @@ def check_image(path: Path) -> ImageFacts:
                     )
                 opened.load()  # decode every pixel now: truncation shows only here
                 return ImageFacts(width, height, opened.mode)
+    except MediaProblem:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise MediaProblem(
             f"{path.name} declares too many pixels to decode safely (limit {MAX_IMAGE_PIXELS:,}, 4096x4096); "
