@@ -146,7 +146,9 @@ class _Checker:
                 line._audio_path = self.asset((*at, "audio"), line.audio, "audio file")
                 if line.audio_path is not None:
                     try:
-                        facts = check_recording(line.audio_path, self.screenplay.defaults.timing.trim_db)
+                        trimmed = getattr(line, "trim", True) is not False  # an untrimmed line keeps its silence
+                        threshold = self.screenplay.defaults.timing.trim_db if trimmed else None
+                        facts = check_recording(line.audio_path, threshold)
                     except MediaProblem as error:
                         self.report((*at, "audio"), str(error))
                     else:

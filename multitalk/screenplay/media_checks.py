@@ -119,11 +119,12 @@ def _audio_stream(path: Path) -> tuple[dict, float]:
     return audio, float(duration)
 
 
-def check_recording(path: Path, threshold_db: float) -> RecordingFacts:
+def check_recording(path: Path, threshold_db: float | None) -> RecordingFacts:
     """Probe and stream-decode a recording; raise MediaProblem when it has no sound, is too long or is silent.
 
     `threshold_db` is the screenplay's `timing.trim_db`: a recording with no sample at or above it would be
-    trimmed to nothing by the render. Decoding stops at the first loud enough block, and never holds more than
+    trimmed to nothing by the render. With None (the line is not trimmed) only digital silence is refused.
+    Decoding stops at the first loud enough block, and never holds more than
     one block, so a long, mostly silent file costs time in proportion but no memory.
     """
     size = path.stat().st_size
@@ -138,8 +139,11 @@ def check_recording(path: Path, threshold_db: float) -> RecordingFacts:
             "take into lines"
         )
     channels = int(audio.get("channels") or 1)
-    peak = _stream_peak(path, channels, threshold=10.0 ** (threshold_db / 20.0))
-    if peak < 10.0 ** (threshold_db / 20.0):
+    threshold = 10.0 ** (threshold_db / 20.0) if threshold_db is not None else np.finfo(np.float32).tiny
+    peak = _stream_peak(path, channels, threshold=threshold)
+    if peak < threshold and threshold_db is None:
+        raise MediaProblem(f"{path.name} is digital silence (every sample is 0); use another take")
+    if peak < threshold:
         level = f"{20 * np.log10(peak):.1f} dBFS" if peak > 0 else "digital silence"
         raise MediaProblem(
             f"{path.name} is silent after trimming: its loudest sample is {level}, below the trim threshold "
