@@ -116,3 +116,33 @@ def test_read_only_outputs_are_refused_before_any_work(project: Path, small_disk
     assert describe(caught.value) == [
         f"{small_disk}/outputs: read-only file system; make it writable or choose another --outputs folder"
     ]
+
+
+RENDER = "import multitalk, sys; print(multitalk.render(sys.argv[1], outputs=sys.argv[2], renderer='preview')['video'])"
+
+
+@pytest.mark.slow
+def test_two_library_renders_of_one_screenplay_into_one_store_both_finish(project: Path, tmp_path: Path) -> None:
+    """Without Prefect's locks, two renders racing on the same entries both finish, with identical videos.
+
+    (Two CLI renders under Prefect are covered by tests/flows/test_render_screenplay.py.)
+    """
+    outputs = tmp_path / "outputs"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", RENDER, str(project), str(outputs)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [process.communicate(timeout=600) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], [err[-2000:] for _, err in results]
+    videos = {out.strip().splitlines()[-1] for out, _ in results}
+    assert len(videos) == 1  # one outputs folder for one screenplay
+    verified = cache_verify(outputs)
+    assert verified.returncode == 0 and verified.stdout.rstrip().endswith(" 0 damaged"), verified.stdout
+    alone = multitalk.render(project, outputs=tmp_path / "alone", renderer="preview")
+    assert Path(videos.pop()).read_bytes() == Path(alone["video"]).read_bytes()

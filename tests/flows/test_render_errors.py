@@ -90,14 +90,17 @@ def test_cli_render_prints_one_located_line_and_spends_no_retries(prefect_api: s
     located = [line for line in output.splitlines() if line.startswith(start)]
     assert len(located) == 1, output[-3000:]
     assert sum(str(path) in line for line in output.splitlines()) == 1, "the failure is told once"
-    assert _run_count(prefect_api, CLASSES[name][2]) == 1, "bad input must not be retried"
+    run_count, logs = _failed_task(prefect_api, CLASSES[name][2])
+    assert run_count == 1, "bad input must not be retried"
+    assert any("Traceback" in message for message in logs), "Prefect's own logs keep the traceback"
 
 
-def _run_count(api_url: str, task_run_name: str) -> int:
+def _failed_task(api_url: str, task_run_name: str) -> tuple[int, list[str]]:
+    """The latest task run of that name: how many times it ran, and its log messages in the Prefect API."""
     import os
 
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId, TaskRunFilter, TaskRunFilterName
     from prefect.client.schemas.sorting import TaskRunSort
 
     os.environ["PREFECT_API_URL"] = api_url
@@ -107,5 +110,6 @@ def _run_count(api_url: str, task_run_name: str) -> int:
             sort=TaskRunSort.EXPECTED_START_TIME_DESC,
             limit=1,
         )
-    assert runs, f"no task run named {task_run_name}"
-    return runs[0].run_count
+        assert runs, f"no task run named {task_run_name}"
+        logs = client.read_logs(log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[runs[0].id])))
+    return runs[0].run_count, [log.message for log in logs]
