@@ -1,4 +1,4 @@
-"""The `multitalk` command line: validate, render, timeline, cache, doctor.
+"""The `multitalk` command line: validate, render, timeline, cache, server, doctor.
 
 Commands that only read a screenplay (validate, timeline) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
@@ -14,6 +14,7 @@ from rich.console import Console
 
 from flows.cache_commands import cache_app
 from flows.doctor import doctor
+from flows.server import server_app
 from multitalk.screenplay import Screenplay, ScreenplayError, load_screenplay
 
 app = typer.Typer(
@@ -46,7 +47,7 @@ def validate(
                 console.print(str(problem), markup=False, soft_wrap=True)
             continue
         lines = sum(len(scene.lines) for scene in screenplay.scenes)
-        console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False)
+        console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False, soft_wrap=True)
     if failed:
         raise typer.Exit(EXIT_INVALID)
 
@@ -87,9 +88,11 @@ def render(
             console.print(f"[bold]{screenplay.title}[/]: up to date ({done['totals']['chunks']} chunks in the store)")
             console.print(f"video: {done['video']}", markup=False, soft_wrap=True)
             return
-    from flows.prefect_env import configure_local_prefect
+    from flows.prefect_env import configure_local_prefect, settle_events
+    from flows.server import use_running_server
 
     configure_local_prefect()
+    use_running_server()
     from flows.console_failures import keep_failures_off_the_console
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
@@ -97,7 +100,7 @@ def render(
     keep_failures_off_the_console()
     with RenderProgress(console) as progress:
         try:
-            manifest = render_screenplay(
+            state = render_screenplay(
                 str(file.resolve()),
                 scenes=scenes or None,
                 force=force or None,
@@ -107,7 +110,10 @@ def render(
                 model=model,
                 devices=devices or None,
                 scene_deployment=scene_deployment,
+                return_state=True,
             )
+            settle_events(state.state_details.flow_run_id)
+            manifest = state.result()
         except Exception as error:  # the CLI's boundary: one line in the user's terms; Prefect logged the traceback
             progress.stop()
             _fail(error, outputs)
@@ -117,7 +123,8 @@ def render(
         f"({totals['chunks_rendered']} rendered, {totals['chunks_cached']} cached), "
         f"{totals['wall_seconds']:.1f}s wall"
     )
-    console.print(f"video: {manifest['video'] or 'not stitched (not every scene rendered)'}", markup=False)
+    video = manifest["video"] or "not stitched (not every scene rendered)"
+    console.print(f"video: {video}", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -159,7 +166,7 @@ def timeline(
     target = out or output_dir(screenplay, root, claim=True) / "timeline.png"
     draw_timeline(screenplay, timelines, target)
     seconds = sum(t.duration for t in timelines.values())
-    console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False)
+    console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False, soft_wrap=True)
 
 
 def _up_to_date(
@@ -248,6 +255,7 @@ def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
 
 # Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).
 app.add_typer(cache_app, name="cache")
+app.add_typer(server_app, name="server")
 app.command()(doctor)
 
 

@@ -16,9 +16,11 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import ffmpeg
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from multitalk.media.ffmpeg import FFmpegError, command
 from multitalk.media.probe import ProbeError, probe
 from multitalk.screenplay.limits import (
     MAX_IMAGE_BYTES,
@@ -154,17 +156,17 @@ def check_recording(path: Path, threshold_db: float | None) -> RecordingFacts:
 
 def _stream_peak(path: Path, channels: int, threshold: float) -> float:
     """The largest absolute mono sample, reading ffmpeg's output one block at a time; stops at `threshold`."""
-    command = [
-        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
-        "-map", "0:a:0", "-vn", "-ar", str(_DECODE_RATE), "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1",
-    ]  # fmt: skip
+    try:
+        decode = ffmpeg.input(str(path)).output(
+            "pipe:1", map="0:a:0", vn=None, ar=_DECODE_RATE, f="f32le", acodec="pcm_f32le"
+        )
+        arguments = command(decode)
+    except FFmpegError as error:
+        raise MediaProblem(str(error)) from None
     limit = int((MAX_RECORDING_SECONDS + 1) * _DECODE_RATE)  # the container may under-report its duration
     block_bytes = _BLOCK_FRAMES * channels * 4
     peak, frames = 0.0, 0
-    try:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except FileNotFoundError:
-        raise MediaProblem("ffmpeg not found; install it (apt-get install ffmpeg)") from None
+    process = subprocess.Popen(arguments, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout is not None
     try:
         pending = b""

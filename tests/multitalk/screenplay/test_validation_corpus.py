@@ -143,6 +143,7 @@ def test_validate_command_accepts_the_bundled_examples() -> None:
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "COLUMNS": "40"},  # narrower than any path: a checkout anywhere must not wrap the lines
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert all(line.startswith("ok: ") for line in result.stdout.splitlines())
