@@ -79,6 +79,19 @@ class _Builder:
         except yaml.constructor.ConstructorError as error:
             self._refuse_tag(node, path, f" ({error.problem})")
             return None
+        # PyYAML's scalar constructors fail in their own ways on values their resolver (or an explicit tag)
+        # sent them: a 5,000-digit number, the date 2001-13-45, `!!bool maybe`, `!!timestamp junk`.
+        except (ValueError, OverflowError, KeyError, AttributeError, TypeError) as error:
+            line, column = _position(node.start_mark)
+            kind = node.tag.rsplit(":", 1)[-1]
+            shown = str(node.value)[:40] + ("…" if len(str(node.value)) > 40 else "")
+            if isinstance(error, ValueError | OverflowError):
+                reason = f"{len(str(node.value)):,} digits" if "digits" in str(error) else str(error)
+            else:
+                reason = f"not a valid {kind}"
+            message = f"cannot read {shown!r} as a YAML {kind} ({reason}); put it in quotes if it is text"
+            self.problems.append(Problem(self.source.file, line, column, path, message))
+            return None
 
     def _refuse_tag(self, node: yaml.Node, path: DocPath, detail: str) -> None:
         line, column = _position(node.start_mark)
