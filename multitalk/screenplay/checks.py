@@ -13,7 +13,7 @@ import unicodedata
 from pathlib import Path
 
 from multitalk.screenplay import limits
-from multitalk.screenplay.media_checks import MediaProblem, check_image, check_recording
+from multitalk.screenplay.media_checks import ImageFacts, MediaProblem, check_image, check_recording
 from multitalk.screenplay.problems import DocPath, Problem
 from multitalk.screenplay.schema import NAME_PATTERN, Line, Placement, Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
@@ -40,6 +40,7 @@ class _Checker:
         self.source = source
         self.problems: list[Problem] = []
         self.project_dir = screenplay.project_dir
+        self.images: dict[Path, ImageFacts | MediaProblem] = {}
 
     def report(self, path: DocPath, message: str) -> None:
         self.problems.append(self.source.problem(path, message))
@@ -118,10 +119,14 @@ class _Checker:
         self.placements(scene, where, image_size)
 
     def image_size(self, path: DocPath, image: Path) -> tuple[int, int] | None:
-        try:
-            facts = check_image(image)
-        except MediaProblem as error:
-            self.report(path, str(error))
+        if image not in self.images:  # scenes often share a picture: decode each file once
+            try:
+                self.images[image] = check_image(image)
+            except MediaProblem as error:
+                self.images[image] = error
+        facts = self.images[image]
+        if isinstance(facts, MediaProblem):
+            self.report(path, str(facts))
             return None
         return facts.width, facts.height
 
