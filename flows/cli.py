@@ -37,7 +37,7 @@ def validate(
     files: list[Path] = typer.Argument(..., help="Screenplay YAML files."),  # noqa: B008
 ) -> None:
     """Check screenplays; print `file:line:col: field: problem` for each problem (exit 2 if any)."""
-    failed = False
+    failed = crashed = False
     for file in files:
         try:
             screenplay = load_screenplay(file)
@@ -46,10 +46,17 @@ def validate(
             for problem in error.problems:
                 console.print(str(problem), markup=False, soft_wrap=True)
             continue
+        except Exception as error:  # a bug, not the author's mistake: one line (and exit 1), the next file goes on
+            crashed = True
+            text = " ".join(str(error).split())
+            console.print(f"{file}: validate failed ({type(error).__name__}: {text}); please report it", markup=False)
+            continue
         lines = sum(len(scene.lines) for scene in screenplay.scenes)
         console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False, soft_wrap=True)
     if failed:
         raise typer.Exit(EXIT_INVALID)
+    if crashed:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()
@@ -159,10 +166,8 @@ def timeline(
                 aligned, _ = voice_and_align(screenplay, source, scene, settings)
                 timelines[scene.id] = aligned.timeline()
                 progress.advance(bar)
-    except ScreenplayError as error:
-        for problem in error.problems:
-            console.print(str(problem), markup=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
+    except Exception as error:  # bad input (located, exit 2) or a full disk: one line, no traceback
+        _fail(error, root)
     target = out or output_dir(screenplay, root, claim=True) / "timeline.png"
     draw_timeline(screenplay, timelines, target)
     seconds = sum(t.duration for t in timelines.values())

@@ -113,3 +113,33 @@ def _failed_task(api_url: str, task_run_name: str) -> tuple[int, list[str]]:
         assert runs, f"no task run named {task_run_name}"
         logs = client.read_logs(log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[runs[0].id])))
     return runs[0].run_count, [log.message for log in logs]
+
+
+def test_timeline_command_fails_with_the_located_line(tmp_path: Path) -> None:
+    path = project(tmp_path, "silent_tts")
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "timeline", str(path), "--outputs", str(tmp_path / "outputs")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
+    assert [line for line in result.stdout.splitlines() if line.strip()] == [f"{path}:{CLASSES['silent_tts'][1]}"]
+
+
+def test_validate_reports_its_own_bug_in_one_line_and_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import flows.cli
+
+    def broken(path: Path) -> None:
+        raise RuntimeError("simulated\nbug")
+
+    monkeypatch.setattr(flows.cli, "load_screenplay", broken)
+    result = CliRunner().invoke(flows.cli.app, ["validate", "a.yaml", "b.yaml"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{name}: validate failed (RuntimeError: simulated bug); please report it" for name in ("a.yaml", "b.yaml")
+    ]
