@@ -86,9 +86,11 @@ def render(
         _check_weights(weights, screenplay)
     _check_outputs(outputs)
     if not scenes and not scene_deployment:
+        from multitalk.audio.engine import VoiceError
+
         try:
             done = _up_to_date(screenplay, force, renderer, outputs, weights, model, devices)
-        except (ScreenplayError, ValueError, FileNotFoundError) as error:
+        except (ScreenplayError, VoiceError, ValueError, FileNotFoundError) as error:
             console.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_INVALID) from None
         if done is not None:
