@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,8 +127,8 @@ def check_recording(path: Path, threshold_db: float | None) -> RecordingFacts:
 
     `threshold_db` is the screenplay's `timing.trim_db`: a recording with no sample at or above it would be
     trimmed to nothing by the render. With None (the line is not trimmed) only digital silence is refused.
-    Decoding stops at the first loud enough block, and never holds more than
-    one block, so a long, mostly silent file costs time in proportion but no memory.
+    Decoding stops at the first loud enough block, and never holds more than one block, so a long, mostly
+    silent file costs time in proportion but no memory.
     """
     size = path.stat().st_size
     if size > MAX_RECORDING_BYTES:
@@ -166,30 +167,34 @@ def _stream_peak(path: Path, channels: int, threshold: float) -> float:
     limit = int((MAX_RECORDING_SECONDS + 1) * _DECODE_RATE)  # the container may under-report its duration
     block_bytes = _BLOCK_FRAMES * channels * 4
     peak, frames = 0.0, 0
-    process = subprocess.Popen(arguments, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert process.stdout is not None
-    try:
-        pending = b""
-        while True:
-            data = process.stdout.read(block_bytes)
-            if not data:
-                break
-            data = pending + data
-            usable = len(data) - len(data) % (channels * 4)
-            pending = data[usable:]
-            samples = np.frombuffer(data[:usable], dtype="<f4").reshape(-1, channels).mean(axis=1)
-            frames += samples.shape[0]
-            if samples.size:
-                peak = max(peak, float(np.abs(samples).max()))
-            if peak >= threshold:
-                break
-            if frames > limit:
-                raise MediaProblem(
-                    f"{path.name} decodes to more than {MAX_RECORDING_SECONDS:g}s of audio; cut the take into lines"
-                )
-    finally:
-        process.kill()
-        _, errors = process.communicate(timeout=_PROBE_SECONDS)
+    # ffmpeg's log goes to a file: a damaged recording can log more than a pipe holds while we read stdout.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(arguments, stdout=subprocess.PIPE, stderr=log)
+        assert process.stdout is not None
+        try:
+            pending = b""
+            while True:
+                data = process.stdout.read(block_bytes)
+                if not data:
+                    break
+                data = pending + data
+                usable = len(data) - len(data) % (channels * 4)
+                pending = data[usable:]
+                samples = np.frombuffer(data[:usable], dtype="<f4").reshape(-1, channels).mean(axis=1)
+                frames += samples.shape[0]
+                if samples.size:
+                    peak = max(peak, float(np.abs(samples).max()))
+                if peak >= threshold:
+                    break
+                if frames > limit:
+                    raise MediaProblem(
+                        f"{path.name} decodes to more than {MAX_RECORDING_SECONDS:g}s of audio; cut the take into lines"
+                    )
+        finally:
+            process.kill()
+            process.communicate(timeout=_PROBE_SECONDS)
+        log.seek(0)
+        errors = log.read()[-4000:]
     if peak < threshold and process.returncode not in (0, -9):
         reason = errors.decode("utf-8", "replace").strip().splitlines()
         raise MediaProblem(f"ffmpeg cannot decode {path.name} ({reason[-1] if reason else 'unknown error'})")
