@@ -93,6 +93,8 @@ def render(
         except (ScreenplayError, VoiceError, ValueError, FileNotFoundError) as error:
             console.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_INVALID) from None
+        except OSError as error:  # e.g. a full disk while publishing: one sentence, no traceback
+            _fail(error, outputs)
         if done is not None:
             console.print(f"[bold]{screenplay.title}[/]: up to date ({done['totals']['chunks']} chunks in the store)")
             console.print(f"video: {done['video']}", markup=False, soft_wrap=True)
