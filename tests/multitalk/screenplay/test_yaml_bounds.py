@@ -29,7 +29,7 @@ def test_billion_laughs_fails_fast_at_the_alias_that_overspends(tmp_path: Path) 
     path.write_text(billion_laughs())
     started = time.monotonic()
     problems = problems_of(path)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 10.0  # loose: it takes milliseconds, the machine may be busy
     # a3 holds 9*9*9 + ... values; the fourth level's aliases overspend the budget of MAX_ALIAS_EXPANSION.
     assert problems == [
         f"{path}:6:10: (document): aliases expand the document beyond {MAX_ALIAS_EXPANSION} values (at *a3); "
