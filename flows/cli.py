@@ -6,6 +6,7 @@ Rendering runs the same Prefect flow as deployments do, with rich progress bars 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NoReturn
 
@@ -103,7 +104,7 @@ def render(
     from flows.server import use_running_server
 
     configure_local_prefect()
-    use_running_server()
+    temporary = use_running_server() is None and not os.environ.get("PREFECT_API_URL")
     from flows.console_failures import keep_failures_off_the_console
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
@@ -123,7 +124,8 @@ def render(
                 scene_deployment=scene_deployment,
                 return_state=True,
             )
-            settle_events(state.state_details.flow_run_id)
+            if temporary:  # it stops when this process exits: let it record the run first
+                settle_events(state.state_details.flow_run_id)
             manifest = state.result()
         except Exception as error:  # the CLI's boundary: one line in the user's terms; Prefect logged the traceback
             progress.stop()
