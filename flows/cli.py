@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 console = Console(highlight=False)
 EXIT_INVALID = 2
+EXIT_FAILED = 1
 
 
 @app.callback()
@@ -38,7 +40,7 @@ def validate(
     files: list[Path] = typer.Argument(..., help="Screenplay YAML files."),  # noqa: B008
 ) -> None:
     """Check screenplays; print `file:line:col: field: problem` for each problem (exit 2 if any)."""
-    failed = False
+    failed = crashed = False
     for file in files:
         try:
             screenplay = load_screenplay(file)
@@ -47,11 +49,18 @@ def validate(
             for problem in error.problems:
                 console.print(str(problem), markup=False, soft_wrap=True)
             continue
+        except Exception as error:  # a bug, not the author's mistake: one line (and exit 1), the next file goes on
+            crashed = True
+            text = " ".join(str(error).split())
+            console.print(f"{file}: validate failed ({type(error).__name__}: {text}); please report it", markup=False)
+            continue
         lines = sum(len(scene.lines) for scene in screenplay.scenes)
         console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False, soft_wrap=True)
         _fallback_notes(screenplay)
     if failed:
         raise typer.Exit(EXIT_INVALID)
+    if crashed:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _fallback_notes(screenplay: Screenplay) -> None:
@@ -89,6 +98,7 @@ def render(
         raise typer.Exit(EXIT_INVALID) from None
     if (renderer or screenplay.defaults.renderer) == "multitalk":
         _check_weights(weights, screenplay)
+    _check_outputs(outputs)
     if not scenes and not scene_deployment:
         from multitalk.audio.engine import VoiceError
 
@@ -97,6 +107,8 @@ def render(
         except (ScreenplayError, VoiceError, ValueError, FileNotFoundError) as error:
             console.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_INVALID) from None
+        except OSError as error:  # e.g. a full disk while publishing: one sentence, no traceback
+            _fail(error, outputs)
         if done is not None:
             console.print(f"[bold]{screenplay.title}[/]: up to date ({done['totals']['chunks']} chunks in the store)")
             console.print(f"video: {done['video']}", markup=False, soft_wrap=True)
@@ -106,9 +118,11 @@ def render(
 
     configure_local_prefect()
     temporary = use_running_server() is None and not os.environ.get("PREFECT_API_URL")
+    from flows.console_failures import keep_failures_off_the_console
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
 
+    keep_failures_off_the_console()
     with RenderProgress(console) as progress:
         try:
             state = render_screenplay(
@@ -126,10 +140,9 @@ def render(
             if temporary:  # it stops when this process exits: let it record the run first
                 settle_events(state.state_details.flow_run_id)
             manifest = state.result()
-        except (ScreenplayError, ValueError, FileNotFoundError) as error:
+        except Exception as error:  # the CLI's boundary: one line in the user's terms; Prefect logged the traceback
             progress.stop()
-            console.print(str(error), markup=False, soft_wrap=True)
-            raise typer.Exit(EXIT_INVALID) from None
+            _fail(error, outputs)
     totals = manifest["totals"]
     console.print(
         f"[bold]{manifest['title']}[/]: {totals['seconds']:.1f}s of video, {totals['chunks']} chunks "
@@ -189,10 +202,8 @@ def timeline(
                 aligned, _ = voice_and_align(screenplay, source, scene, settings)
                 timelines[scene.id] = aligned.timeline()
                 progress.advance(bar)
-    except ScreenplayError as error:
-        for problem in error.problems:
-            console.print(str(problem), markup=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
+    except Exception as error:  # bad input (located, exit 2) or a full disk: one line, no traceback
+        _fail(error, root)
     target = out or output_dir(screenplay, root, claim=True) / "timeline.png"
     draw_timeline(screenplay, timelines, target)
     seconds = sum(t.duration for t in timelines.values())
@@ -240,6 +251,27 @@ def _up_to_date(
         pass
     results = plan.scene_results(screenplay, settings.devices[0])
     return publish_outputs(screenplay, settings, results, plan.clips, plan.aligned, plan.final, wall_seconds=0.0)
+
+
+def _fail(error: BaseException, outputs: Path | None = None) -> NoReturn:
+    """Print a failed render as its located line(s), no traceback; exit 2 for bad input, 1 for anything else."""
+    from flows.settings import default_outputs
+    from multitalk.failures import describe, is_input_error
+
+    for line in describe(error, (outputs or default_outputs()).resolve()):
+        console.print(line, markup=False, soft_wrap=True)
+    raise typer.Exit(EXIT_INVALID if is_input_error(error) else EXIT_FAILED) from None
+
+
+def _check_outputs(outputs: Path | None) -> None:
+    """Fail before any work when the outputs folder cannot be written (read-only, a file, no permission)."""
+    from flows.settings import default_outputs
+    from multitalk.failures import check_outputs_writable
+
+    try:
+        check_outputs_writable((outputs or default_outputs()).resolve())
+    except OSError as error:
+        _fail(error, outputs)
 
 
 def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:

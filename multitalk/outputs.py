@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from multitalk.audio.timeline_plot import draw_timeline
+from multitalk.screenplay.output_names import inside
 from multitalk.screenplay.schema import Screenplay
 from multitalk.stages.align import AlignedScene
 from multitalk.stages.clip import SceneClip
@@ -64,7 +65,7 @@ def output_dir(screenplay: Screenplay, outputs_root: Path, *, claim: bool = Fals
     source = str(screenplay.source_file.resolve())
     suffix = hashlib.sha256(source.encode("utf-8")).hexdigest()[:8]
     for name in (screenplay.slug, f"{screenplay.slug}-{suffix}"):
-        folder = outputs_root / name
+        folder = inside(outputs_root, name)  # slugs are path-safe already; this keeps it so
         owner = _owner(folder)
         if owner == source:
             return folder

@@ -11,9 +11,10 @@ from multitalk.stages import align
 from multitalk.stages.align import AlignedScene
 from multitalk.stages.voice import VoicedLine
 from multitalk.store.store import Store
+from tasks.retries import retry_unless_bad_input
 
 
-@task(name=align.STAGE.value, retries=1, task_run_name="align-{scene_id}")
+@task(name=align.STAGE.value, retries=1, retry_condition_fn=retry_unless_bad_input, task_run_name="align-{scene_id}")
 def align_scene(
     key: str,
     store_root: str,

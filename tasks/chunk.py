@@ -10,9 +10,15 @@ from multitalk.renderers.base import Renderer, SceneContext
 from multitalk.stages import chunk
 from multitalk.stages.chunk import PlannedChunk, RenderedChunk
 from multitalk.store.store import Store
+from tasks.retries import retry_unless_bad_input
 
 
-@task(name=chunk.STAGE.value, retries=1, task_run_name="{context.scene_id}-chunk-{planned.chunk.index}")
+@task(
+    name=chunk.STAGE.value,
+    retries=1,
+    retry_condition_fn=retry_unless_bad_input,
+    task_run_name="{context.scene_id}-chunk-{planned.chunk.index}",
+)
 def render_chunk(
     key: str,
     store_root: str,

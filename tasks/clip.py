@@ -9,9 +9,10 @@ from multitalk.stages.align import AlignedScene
 from multitalk.stages.chunk import RenderedChunk
 from multitalk.stages.clip import SceneClip
 from multitalk.store.store import Store
+from tasks.retries import retry_unless_bad_input
 
 
-@task(name=clip.STAGE.value, retries=1, task_run_name="clip-{scene_id}")
+@task(name=clip.STAGE.value, retries=1, retry_condition_fn=retry_unless_bad_input, task_run_name="clip-{scene_id}")
 def scene_clip(
     key: str, store_root: str, scene_id: str, chunks: list[RenderedChunk], aligned: AlignedScene
 ) -> SceneClip:

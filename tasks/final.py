@@ -9,9 +9,10 @@ from multitalk.stages.align import AlignedScene
 from multitalk.stages.clip import SceneClip
 from multitalk.stages.final import FinalVideo
 from multitalk.store.store import Store
+from tasks.retries import retry_unless_bad_input
 
 
-@task(name=final.STAGE.value, retries=1)
+@task(name=final.STAGE.value, retries=1, retry_condition_fn=retry_unless_bad_input)
 def stitch(
     key: str, store_root: str, clips: list[SceneClip], aligned: list[AlignedScene], subtitles: dict[str, str]
 ) -> FinalVideo:

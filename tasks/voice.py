@@ -9,9 +9,16 @@ from multitalk.screenplay.schema import Line, Screenplay
 from multitalk.stages import voice
 from multitalk.stages.voice import VoicedLine
 from multitalk.store.store import Store
+from tasks.retries import retry_unless_bad_input
 
 
-@task(name=voice.STAGE.value, retries=2, retry_delay_seconds=2, task_run_name="voice-{scene_id}-{line_index}")
+@task(
+    name=voice.STAGE.value,
+    retries=2,
+    retry_condition_fn=retry_unless_bad_input,
+    retry_delay_seconds=2,
+    task_run_name="voice-{scene_id}-{line_index}",
+)
 def voice_line(
     key: str, store_root: str, screenplay: Screenplay, scene_id: str, line_index: int, line: Line
 ) -> VoicedLine:

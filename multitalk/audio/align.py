@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from multitalk.audio.audio_io import write_json
+from multitalk.screenplay.limits import MAX_SCENE_SECONDS
 from multitalk.screenplay.problems import ScreenplayError
 from multitalk.screenplay.schema import Scene, Timing
 from multitalk.screenplay.yaml_source import SourceMap
@@ -184,9 +185,18 @@ def build_timeline(
             )
         )
     last_end = max(line.end_frame for line in placed)
+    frames = last_end + frame_at(timing.tail, fps)
+    if frames > MAX_SCENE_SECONDS * fps:  # every later stage allocates by the scene's length
+        message = (
+            f"scene {scene.id!r} lasts {frames / fps:.1f}s once its lines are voiced; at most "
+            f"{MAX_SCENE_SECONDS:g}s — split it into several scenes"
+        )
+        if source is not None and scene_index is not None:
+            raise ScreenplayError([source.problem(("scenes", scene_index, "lines"), message)])
+        raise TimelineError(message)
     return Timeline(
         scene_id=scene.id,
-        frames=last_end + frame_at(timing.tail, fps),
+        frames=frames,
         lines=tuple(placed),
         on_screen_speakers=tuple(on_screen),
         fps=fps,

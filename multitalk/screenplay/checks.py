@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from multitalk.audio.voice_catalog import voice_problems
-from multitalk.media.probe import ProbeError, media_duration
+from multitalk.screenplay import limits
+from multitalk.screenplay.media_checks import ImageFacts, MediaProblem, check_image, check_recording
 from multitalk.screenplay.model_settings import LoraSetting
 from multitalk.screenplay.problems import DocPath, Problem
 from multitalk.screenplay.schema import NAME_PATTERN, Character, Line, Placement, Scene, Screenplay
@@ -42,6 +42,7 @@ class _Checker:
         self.source = source
         self.problems: list[Problem] = []
         self.project_dir = screenplay.project_dir
+        self.images: dict[Path, ImageFacts | MediaProblem] = {}
 
     def report(self, path: DocPath, message: str) -> None:
         self.problems.append(self.source.problem(path, message))
@@ -56,8 +57,11 @@ class _Checker:
                 "keep assets inside the project folder",
             )
             return None
-        if not resolved.is_file():
+        if not resolved.exists():
             self.report(path, f"{what} {relative!r} not found (looked for {resolved})")
+            return None
+        if not resolved.is_file():  # a folder, FIFO or device would hang or flood the reader
+            self.report(path, f"{what} {relative!r} is not a regular file ({resolved}); point it at a file")
             return None
         return resolved
 
@@ -67,6 +71,8 @@ class _Checker:
             where = ("characters", name)
             if not re.match(NAME_PATTERN, name):
                 self.report(where, f"character name {name!r}: use letters, digits, '_' or '-' (no spaces)")
+            elif len(name) > limits.MAX_ID_CHARS:
+                self.report(where, f"character name is {len(name)} characters long; at most {limits.MAX_ID_CHARS}")
             if character.engine == "coqui" and not character.model:
                 self.report(
                     where,
@@ -111,7 +117,9 @@ class _Checker:
         first_seen: dict[str, int] = {}
         for index, scene in self.indexed_scenes:
             where: DocPath = ("scenes", index)
-            if scene.id in first_seen:
+            if not scene.id:  # a scene whose id failed the schema: reported there
+                pass
+            elif scene.id in first_seen:
                 line, _ = self.source.locate(("scenes", first_seen[scene.id], "id"))
                 self.report((*where, "id"), f"duplicate scene id {scene.id!r} (first used on line {line})")
             else:
@@ -122,9 +130,14 @@ class _Checker:
         known = list(self.screenplay.characters)
         if scene.model is not None:
             self.model_loras(scene.model.loras, (*where, "model"))
-        image = self.asset((*where, "image"), scene.image, "image")
+        image = self.asset((*where, "image"), scene.image, "image") if isinstance(scene.image, str) else None
         scene._image_path = image
         image_size = self.image_size((*where, "image"), image) if image else None
+        if len(scene.lines) > limits.MAX_LINES_PER_SCENE:
+            self.report(
+                (*where, "lines"),
+                f"{len(scene.lines)} lines in one scene; at most {limits.MAX_LINES_PER_SCENE} — split the scene",
+            )
         for name in scene.cast:
             if name not in self.screenplay.characters:
                 self.report(
@@ -135,16 +148,23 @@ class _Checker:
         self.placements(scene, where, image_size)
 
     def image_size(self, path: DocPath, image: Path) -> tuple[int, int] | None:
-        try:
-            with Image.open(image) as opened:
-                return opened.size  # (width, height)
-        except (UnidentifiedImageError, OSError) as error:
-            self.report(path, f"cannot read {image.name} as an image ({error}); use a PNG or JPEG")
+        if image not in self.images:  # scenes often share a picture: decode each file once
+            try:
+                self.images[image] = check_image(image)
+            except MediaProblem as error:
+                self.images[image] = error
+        facts = self.images[image]
+        if isinstance(facts, MediaProblem):
+            self.report(path, str(facts))
             return None
+        return facts.width, facts.height
 
     def lines(self, scene: Scene, where: DocPath) -> None:
         known = list(self.screenplay.characters)
         previous_duration: float | None = None
+        timing = self.screenplay.defaults.timing
+        earliest = 0.0  # a lower bound of where the scene is, counting TTS lines as taking no time
+        too_long_reported = False
         for index, line in enumerate(scene.lines):
             at: DocPath = (*where, "lines", index)
             character = self.screenplay.characters.get(line.speaker)
@@ -160,9 +180,29 @@ class _Checker:
                 line._audio_path = self.asset((*at, "audio"), line.audio, "audio file")
                 if line.audio_path is not None:
                     try:
-                        previous_duration = media_duration(line.audio_path)
-                    except ProbeError as error:
-                        self.report((*at, "audio"), f"{error}; use a WAV, FLAC, MP3 or OGG recording")
+                        trimmed = getattr(line, "trim", True) is not False  # an untrimmed line keeps its silence
+                        threshold = self.screenplay.defaults.timing.trim_db if trimmed else None
+                        facts = check_recording(line.audio_path, threshold)
+                    except MediaProblem as error:
+                        self.report((*at, "audio"), str(error))
+                    else:
+                        previous_duration = facts.duration
+            if line.start is not None:
+                earliest = line.start
+            elif line.overlap is not None:
+                earliest = max(0.0, earliest - line.overlap)
+            elif index == 0:
+                earliest = line.pause if line.pause is not None else timing.lead_in
+            else:
+                earliest += line.pause if line.pause is not None else timing.gap
+            earliest += previous_duration or 0.0
+            if earliest > limits.MAX_SCENE_SECONDS and not too_long_reported:
+                too_long_reported = True
+                self.report(
+                    at,
+                    f"the scene reaches {earliest:.1f}s by this line (pauses, starts and recordings alone); a scene "
+                    f"lasts at most {limits.MAX_SCENE_SECONDS:g}s — split it into several scenes",
+                )
 
     def line_content(self, line: Line, at: DocPath, engine: str | None) -> None:
         if line.text is not None and line.audio is not None:
@@ -171,6 +211,8 @@ class _Checker:
         elif line.audio is None:
             if line.text is None or not line.text.strip():
                 self.report((*at, "text"), "empty text; write what is said, or give a recording as `audio:`")
+            elif (problem := _unvoiceable(line.text)) is not None:
+                self.report((*at, "text"), problem)
             elif engine == "file":
                 self.report(
                     (*at, "text"),
@@ -257,6 +299,31 @@ class _Checker:
         self.characters()
         self.scenes()
         return self.problems
+
+
+_INVISIBLE = {"Cf", "Zs", "Zl", "Zp", "Mn", "Me"}  # format marks (zero-width space, joiners, BOM), spaces, combiners
+
+
+def _unvoiceable(text: str) -> str | None:
+    """Why TTS cannot voice `text`, or None: too long, control characters, or nothing sayable once invisible
+    characters are stripped (punctuation alone, zero-width spaces alone)."""
+    if len(text) > limits.MAX_TEXT_CHARS:
+        return (
+            f"the line is {len(text):,} characters long; at most {limits.MAX_TEXT_CHARS:,} — split it into "
+            "several lines"
+        )
+    control = next((c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n"), None)
+    if control is not None:
+        return f"the text contains control character U+{ord(control):04X} (a YAML escape like \\0 or \\a); remove it"
+    visible = "".join(c for c in text if unicodedata.category(c) not in _INVISIBLE and not c.isspace())
+    if not visible:
+        return (
+            "nothing to say: the text is only invisible characters (zero-width spaces, joiners, direction marks); "
+            "write words, or give `audio:`"
+        )
+    if not any(unicodedata.category(c)[0] in "LN" for c in visible):
+        return f"nothing to say: {visible!r} has no letters or digits; write words, or give `audio:`"
+    return None
 
 
 def _as_box(placement: Placement, image_size: tuple[int, int] | None) -> list[float] | None:

@@ -35,14 +35,19 @@ def _shell_scene(raw: Any) -> Scene | None:
     Invalid lines keep only their speaker (with placeholder text), invalid placements are dropped; the schema
     problems for those parts are already reported.
     """
-    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not isinstance(raw.get("image"), str):
+    if not isinstance(raw, dict):
         return None
     lines = []
     for item in raw.get("lines") if isinstance(raw.get("lines"), list) else []:
         line = _valid_or_none(Line, item)
-        if line is None:
-            speaker = item.get("speaker") if isinstance(item, dict) else None
-            line = Line.model_construct(speaker=speaker if isinstance(speaker, str) else "", text="…")
+        if line is None:  # keep the text and the recording, so their own checks still run
+            fields = item if isinstance(item, dict) else {}
+            speaker, text, audio = (fields.get(name) for name in ("speaker", "text", "audio"))
+            line = Line.model_construct(
+                speaker=speaker if isinstance(speaker, str) else "",
+                text=text if isinstance(text, str) else None if isinstance(audio, str) else "(unreadable line)",
+                audio=audio if isinstance(audio, str) else None,
+            )
         lines.append(line)
     raw_cast = raw.get("cast")
     cast = {
@@ -50,7 +55,10 @@ def _shell_scene(raw: Any) -> Scene | None:
         for name, value in (raw_cast.items() if isinstance(raw_cast, dict) else [])
         if (placement := _valid_or_none(Placement, value)) is not None
     }
-    return Scene.model_construct(id=raw["id"], image=raw["image"], prompt="", cast=cast, lines=lines, seed=None)
+    # A wrong id or image is reported by the schema; the shell keeps checking the lines and the cast.
+    scene_id = raw.get("id") if isinstance(raw.get("id"), str) else ""
+    image = raw.get("image") if isinstance(raw.get("image"), str) else None
+    return Scene.model_construct(id=scene_id, image=image, prompt="", cast=cast, lines=lines, seed=None)
 
 
 def _partial_screenplay(data: dict[str, Any]) -> tuple[Screenplay, list[tuple[int, Scene]]]:
@@ -95,6 +103,7 @@ def load_screenplay_with_source(path: Path | str) -> tuple[Screenplay, SourceMap
         later += schema_problems(error, source)
         screenplay, scenes = _partial_screenplay(data)
     screenplay._source_file = path.resolve()
+    screenplay._source_map = source
     later += check_screenplay(screenplay, source, scenes)
     problems += [problem for problem in later if not source.is_claimed(problem.path)]
     if problems:

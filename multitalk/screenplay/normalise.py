@@ -100,10 +100,13 @@ def _default_cast(lines: list[Any], known: set[str], path: DocPath, source: Sour
     return {}
 
 
-def _placement(value: Any) -> Any:
+def _placement(value: Any, path: DocPath, source: SourceMap) -> Any:
     if isinstance(value, str) and value in SIDES:
         return {"side": value}
     if isinstance(value, list):
+        # `alice: [x0, y0, x1, y1]`: the box is where the key is, each number where it was written.
+        _move(source, path, (*path, "bbox"))
+        source.positions[(*path, "bbox")] = source.locate(path)
         return {"bbox": value}
     return value
 
@@ -149,7 +152,9 @@ def normalise_document(data: Any, source: SourceMap) -> tuple[Any, list[Problem]
                     scene["model"] = _model(scene["model"], ("scenes", index, "model"), source)
                 cast = scene.get("cast")
                 if isinstance(cast, dict):
-                    scene["cast"] = {name: _placement(value) for name, value in cast.items()}
+                    scene["cast"] = {
+                        name: _placement(value, ("scenes", index, "cast", name), source) for name, value in cast.items()
+                    }
                 lines = scene.get("lines")
                 if isinstance(lines, list):
                     scene["lines"] = [

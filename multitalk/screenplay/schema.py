@@ -12,9 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
+from multitalk.screenplay import limits
 from multitalk.screenplay.model_settings import ModelSettings, SceneModelSettings
+from multitalk.screenplay.output_names import safe_name
+from multitalk.screenplay.yaml_source import SourceMap
 
 Resolution = Literal["480p", "720p"]
 RendererName = Literal["preview", "multitalk"]
@@ -25,40 +28,53 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 SCENE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
 
 
+def _not_a_boolean(value: object) -> object:
+    """YAML reads `yes`, `true`, `on` as booleans and pydantic would take them as 1; a number must be written."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()} (a YAML boolean); write a number")
+    return value
+
+
+# Numbers as authors write them: never a boolean; NaN and infinities are refused by `allow_inf_nan=False`.
+Number = Annotated[float, BeforeValidator(_not_a_boolean)]
+Whole = Annotated[int, BeforeValidator(_not_a_boolean)]
+Offset = Annotated[Number, Field(ge=0, le=limits.MAX_LINE_OFFSET_SECONDS)]  # seconds on a scene's timeline
+
+
 class Strict(BaseModel):
     """Base: unknown keys are errors (typos must not be silently ignored); models are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Sampling(Strict):
     """Sampling settings for the `multitalk` renderer (official defaults)."""
 
-    steps: Annotated[int, Field(ge=1, le=1000)] = 40
-    shift: Annotated[float, Field(gt=0)] | None = None  # None: 7 at 480p, 11 at 720p (official)
-    text_guidance: Annotated[float, Field(ge=0)] = 5.0
-    audio_guidance: Annotated[float, Field(ge=0)] = 4.0
-    color_correction: Annotated[float, Field(ge=0, le=1)] = 1.0
+    steps: Annotated[Whole, Field(ge=1, le=1000)] = 40
+    shift: Annotated[Number, Field(gt=0, le=100)] | None = None  # None: 7 at 480p, 11 at 720p (official)
+    text_guidance: Annotated[Number, Field(ge=0, le=50)] = 5.0
+    audio_guidance: Annotated[Number, Field(ge=0, le=50)] = 4.0
+    color_correction: Annotated[Number, Field(ge=0, le=1)] = 1.0
     apg: bool = False  # adaptive projected guidance
-    teacache: Annotated[float, Field(ge=0)] | None = None  # step-skipping threshold; None disables TeaCache
+    teacache: Annotated[Number, Field(ge=0, le=10)] | None = None  # step-skipping threshold; None disables TeaCache
     negative_prompt: str | None = None  # None: the official default negative prompt
 
 
 class Timing(Strict):
     """How lines are laid out on the scene timeline (seconds)."""
 
-    gap: Annotated[float, Field(ge=0)] = 0.3  # between consecutive lines without pause/overlap/start
-    lead_in: Annotated[float, Field(ge=0)] = 0.2  # before the first line
-    tail: Annotated[float, Field(ge=0)] = 0.6  # after the last line ends
+    gap: Offset = 0.3  # between consecutive lines without pause/overlap/start
+    lead_in: Offset = 0.2  # before the first line
+    tail: Offset = 0.6  # after the last line ends
     # Leading/trailing silence below this (dBFS) is trimmed from every line; null keeps every line's silence.
-    trim_db: Annotated[float, Field(le=0)] | None = -45.0
+    trim_db: Annotated[Number, Field(ge=limits.MIN_TRIM_DB, le=limits.MAX_TRIM_DB)] | None = -45.0
 
 
 class Mix(Strict):
     """Delivery audio: loudness of the final mix."""
 
-    loudness: Annotated[float, Field(ge=-40, le=-5)] = -16.0  # LUFS, integrated
-    true_peak: Annotated[float, Field(ge=-10, le=0)] = -1.0  # dBTP ceiling
+    loudness: Annotated[Number, Field(ge=-40, le=-5)] = -16.0  # LUFS, integrated
+    true_peak: Annotated[Number, Field(ge=-10, le=0)] = -1.0  # dBTP ceiling
 
 
 class Defaults(Strict):
@@ -67,8 +83,8 @@ class Defaults(Strict):
     renderer: RendererName = "preview"
     resolution: Resolution = "480p"
     fps: Literal[25] = 25  # MultiTalk is trained at 25 fps; the audio grid (640 samples a frame) assumes it
-    seed: int = 42
-    crf: Annotated[int, Field(ge=0, le=51)] = 18
+    seed: Annotated[Whole, Field(ge=0, le=2**32 - 1)] = 42
+    crf: Annotated[Whole, Field(ge=0, le=51)] = 18
     weights: str | None = None  # folder of the official weights; may lie outside the project
     model: ModelSettings = ModelSettings()  # which model and how it runs (model_settings.py)
     sampling: Sampling = Sampling()
@@ -84,8 +100,8 @@ class Character(Strict):
     model: str | None = None  # Coqui model name or folder, Piper voices folder or .onnx, Kokoro model folder
     fallback: str | None = None  # espeak voice used where this machine lacks the engine/voice (piper, kokoro, coqui)
     language: str = "en"
-    speed: Annotated[float, Field(gt=0.2, le=4)] = 1.0  # 1.0 = the engine's normal rate
-    pitch: Annotated[int, Field(ge=0, le=99)] = 50  # espeak pitch
+    speed: Annotated[Number, Field(gt=0.2, le=4)] = 1.0  # 1.0 = the engine's normal rate
+    pitch: Annotated[Whole, Field(ge=0, le=99)] = 50  # espeak pitch
     speaker_wav: str | None = None  # a recording of the voice to clone (Coqui XTTS)
     display_name: str | None = None  # shown in subtitles and the preview; defaults to the key
     color: str | None = None  # preview highlight colour, "#rrggbb"
@@ -106,7 +122,8 @@ class Character(Strict):
         return self._speaker_wav_path
 
 
-BBox = Annotated[list[float], Field(min_length=4, max_length=4)]  # [x0, y0, x1, y1], image pixels
+Coordinate = Annotated[Number, Field(ge=-limits.MAX_BOX_COORDINATE, le=limits.MAX_BOX_COORDINATE)]
+BBox = Annotated[list[Coordinate], Field(min_length=4, max_length=4)]  # [x0, y0, x1, y1], image pixels
 
 
 class Placement(Strict):
@@ -124,9 +141,9 @@ class Line(Strict):
     audio: str | None = None  # a recorded line, relative to the screenplay's folder
     trim: bool = True  # False keeps this line's leading and trailing silence (a recording's lead-in, say)
     action: str | None = None  # what the speaker does or feels ("laughs and leans back"): joins the video prompt
-    pause: Annotated[float, Field(ge=0)] | None = None  # silence before the line (replaces the default gap)
-    overlap: Annotated[float, Field(gt=0)] | None = None  # start this long before the previous line ends
-    start: Annotated[float, Field(ge=0)] | None = None  # explicit start, seconds from the scene start
+    pause: Offset | None = None  # silence before the line (replaces the default gap)
+    overlap: Annotated[Offset, Field(gt=0)] | None = None  # start this long before the previous line ends
+    start: Offset | None = None  # explicit start, seconds from the scene start
 
     _audio_path: Path | None = PrivateAttr(default=None)
 
@@ -138,12 +155,13 @@ class Line(Strict):
 class Scene(Strict):
     """One shot: a reference image, who is on it and where, and what they say."""
 
-    id: Annotated[str, Field(pattern=SCENE_ID_PATTERN)]
+    id: Annotated[str, Field(pattern=SCENE_ID_PATTERN, max_length=limits.MAX_ID_CHARS)]
     image: str
-    prompt: str = ""  # a template: `{actions}` marks where line actions go (else they follow it); chunk_prompt.py
+    # a template: `{actions}` marks where line actions go (else they follow it); chunk_prompt.py
+    prompt: Annotated[str, Field(max_length=limits.MAX_PROMPT_CHARS)] = ""
     cast: dict[str, Placement] = Field(default_factory=dict)
     lines: Annotated[list[Line], Field(min_length=1)]
-    seed: int | None = None  # overrides defaults.seed for this scene
+    seed: Annotated[Whole, Field(ge=0, le=2**32 - 1)] | None = None  # overrides defaults.seed for this scene
     model: SceneModelSettings | None = None  # overrides parts of defaults.model for this scene
 
     _image_path: Path | None = PrivateAttr(default=None)
@@ -166,12 +184,13 @@ class Scene(Strict):
 class Screenplay(Strict):
     """A whole screenplay; `load_screenplay` builds it with paths resolved and every rule checked."""
 
-    title: str
+    title: Annotated[str, Field(max_length=limits.MAX_TITLE_CHARS)]
     defaults: Defaults = Defaults()
-    characters: Annotated[dict[str, Character], Field(min_length=1)]
-    scenes: Annotated[list[Scene], Field(min_length=1)]
+    characters: Annotated[dict[str, Character], Field(min_length=1, max_length=limits.MAX_CHARACTERS)]
+    scenes: Annotated[list[Scene], Field(min_length=1, max_length=limits.MAX_SCENES)]
 
     _source_file: Path | None = PrivateAttr(default=None)
+    _source_map: SourceMap | None = PrivateAttr(default=None)  # where each part was written, for later errors
 
     @property
     def source_file(self) -> Path:
@@ -180,13 +199,18 @@ class Screenplay(Strict):
         return self._source_file
 
     @property
+    def source_map(self) -> SourceMap:
+        """Positions of every key and item in the file (empty when built in code), to locate render-time errors."""
+        return self._source_map if self._source_map is not None else SourceMap(self.source_file)
+
+    @property
     def project_dir(self) -> Path:
         return self.source_file.parent
 
     @property
     def slug(self) -> str:
-        """Folder name for this screenplay's outputs: the file name without its extension."""
-        return self.source_file.stem
+        """Folder name for this screenplay's outputs: the file name without its extension, made path-safe."""
+        return safe_name(self.source_file.stem)
 
     def display_name(self, speaker: str) -> str:
         """A character's name as viewers see it (subtitles, preview labels): `display_name`, else the key."""

@@ -80,6 +80,8 @@ def _message(error: dict[str, Any]) -> str:
     kind = error["type"]
     loc = error["loc"]
     field = str(loc[-1]) if loc else ""
+    if len(loc) > 1 and isinstance(loc[-1], int):  # an item of a list: `bbox[2]`, not `2`
+        field = f"{loc[-2]}[{loc[-1]}]"
     ctx = error.get("ctx") or {}
     value = error.get("input")
     hint = _HINTS.get((field,))
@@ -107,11 +109,14 @@ def _message(error: dict[str, Any]) -> str:
         return f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}" + (
             ' (quote text that YAML reads as another type, e.g. "yes")' if quote_hint else ""
         )
+    if kind == "finite_number":
+        return f"{field} {value!r}: must be a finite number (not infinite or NaN)"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         sign = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}[kind]
         bound = next(iter(ctx.values()))
         what = "negative " + field if kind == "greater_than_equal" and bound == 0 else field
-        return f"{what} {value!r}: must be {sign} {bound:g}" + (f"; {hint}" if hint else "")
+        shown = f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
+        return f"{what} {value!r}: must be {sign} {shown}" + (f"; {hint}" if hint else "")
     if kind == "too_short":
         if field == "bbox":
             return f"bbox needs 4 numbers [x0, y0, x1, y1], got {len(value)}"
@@ -119,7 +124,11 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "too_long":
         if field == "bbox":
             return f"bbox needs 4 numbers [x0, y0, x1, y1], got {ctx.get('actual_length')}"
-        return f"at most {ctx.get('max_length')} item(s) allowed"
+        return f"{ctx.get('actual_length'):,} items; at most {ctx.get('max_length'):,} allowed" + (
+            f" — split the screenplay ({hint})" if hint else ""
+        )
+    if kind == "string_too_long":
+        return f"{field} is {len(value):,} characters long; at most {ctx.get('max_length'):,}"
     if kind == "string_pattern_mismatch":
         return f"{value!r} is not a valid {field}" + (f"; {hint}" if hint else "")
     if kind == "value_error":

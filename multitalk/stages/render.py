@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from multitalk.failures import check_outputs_writable
 from multitalk.outputs import publish_outputs
 from multitalk.renderers.registry import renderer_for
 from multitalk.screenplay.load import load_screenplay_with_source
@@ -54,6 +55,7 @@ def render(
         model=model,
         devices=[device] if device else None,
     )
+    check_outputs_writable(settings.store_root)
     results: dict[str, SceneResult] = {}
     clips: dict[str, SceneClip] = {}
     aligned: dict[str, AlignedScene] = {}

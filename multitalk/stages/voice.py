@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from multitalk.audio.audio_io import AudioDecodeError
 from multitalk.audio.line_audio import line_tts_key_material, synthesise_line
+from multitalk.audio.tts import VoiceError
+from multitalk.failures import at_line
 from multitalk.screenplay.schema import Line, Screenplay
 from multitalk.stages.stage import Stage
 from multitalk.store.keys import content_key
@@ -46,5 +49,8 @@ def load(store: Store, key: str) -> VoicedLine | None:
 def build(store: Store, key: str, screenplay: Screenplay, line: Line) -> VoicedLine:
     """Voice the line into a new entry (the caller has checked that the store lacks it)."""
     with store.writing(STAGE, key) as temp:
-        info = synthesise_line(screenplay, line, temp / LINE_FILE)
+        try:
+            info = synthesise_line(screenplay, line, temp / LINE_FILE)
+        except (VoiceError, AudioDecodeError) as error:  # bad input: say which line, in the screenplay's terms
+            raise at_line(screenplay, line, error) from error
         return VoicedLine.of(store.commit(STAGE, key, temp, info.to_json()))

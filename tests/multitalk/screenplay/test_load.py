@@ -16,7 +16,8 @@ from multitalk.screenplay import ScreenplayError, load_screenplay
 def project(tmp_path: Path) -> Path:
     Image.new("RGB", (640, 360)).save(tmp_path / "two.png")
     (tmp_path / "takes").mkdir()
-    sf.write(tmp_path / "takes" / "hello.wav", np.zeros(16000, dtype=np.float32), 16000)
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)
+    sf.write(tmp_path / "takes" / "hello.wav", tone.astype(np.float32), 16000)
     return tmp_path
 
 
