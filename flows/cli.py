@@ -1,4 +1,4 @@
-"""The `multitalk` command line: validate, render, timeline, plan, cache, server, doctor.
+"""The `multitalk` command line: validate, render, timeline, plan, cache, server, doctor, voices, import, studio.
 
 Commands that only read a screenplay (validate, timeline) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
@@ -6,6 +6,7 @@ Rendering runs the same Prefect flow as deployments do, with rich progress bars 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -13,7 +14,9 @@ from rich.console import Console
 
 from flows.cache_commands import cache_app
 from flows.doctor import doctor
+from flows.import_command import import_command
 from flows.server import server_app
+from flows.voices_command import voices
 from multitalk.screenplay import Screenplay, ScreenplayError, load_screenplay
 
 app = typer.Typer(
@@ -46,8 +49,19 @@ def validate(
             continue
         lines = sum(len(scene.lines) for scene in screenplay.scenes)
         console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False, soft_wrap=True)
+        _fallback_notes(screenplay)
     if failed:
         raise typer.Exit(EXIT_INVALID)
+
+
+def _fallback_notes(screenplay: Screenplay) -> None:
+    """Say (on stderr) which characters speak with their espeak fallback on this machine, and why."""
+    from multitalk.audio.voice_catalog import fallback_note
+
+    for name, character in screenplay.characters.items():
+        note = fallback_note(character, screenplay.project_dir)
+        if note:
+            typer.echo(f"note: {screenplay.source_file.name}: {name}: {note}", err=True)
 
 
 @app.command()
@@ -91,7 +105,7 @@ def render(
     from flows.server import use_running_server
 
     configure_local_prefect()
-    use_running_server()
+    temporary = use_running_server() is None and not os.environ.get("PREFECT_API_URL")
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
 
@@ -109,7 +123,8 @@ def render(
                 scene_deployment=scene_deployment,
                 return_state=True,
             )
-            settle_events(state.state_details.flow_run_id)
+            if temporary:  # it stops when this process exits: let it record the run first
+                settle_events(state.state_details.flow_run_id)
             manifest = state.result()
         except (ScreenplayError, ValueError, FileNotFoundError) as error:
             progress.stop()
@@ -121,8 +136,25 @@ def render(
         f"({totals['chunks_rendered']} rendered, {totals['chunks_cached']} cached), "
         f"{totals['wall_seconds']:.1f}s wall"
     )
-    video = manifest["video"] or "not stitched (not every scene rendered)"
-    console.print(f"video: {video}", markup=False, soft_wrap=True)
+    for line in clip_lines(manifest, partial=bool(scenes)):
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def clip_lines(manifest: dict, *, partial: bool) -> list[str]:
+    """Where the render's videos are: the final video, and each scene's clip when only some scenes were asked for."""
+    lines = []
+    if partial or manifest["video"] is None:
+        scenes_dir = Path(manifest["output_dir"]) / "scenes"
+        for row in manifest["scenes"]:
+            lines.append(f"clip {row['scene_id']}: {scenes_dir / (row['scene_id'] + '.mp4')} ({row['seconds']:.2f}s)")
+    if manifest["video"] is not None:
+        lines.append(f"video: {manifest['video']}")
+    else:
+        lines.append(
+            f"video: not stitched ({len(manifest['scenes'])} scenes rendered, the clips above); "
+            "render without --scenes to stitch final.mp4"
+        )
+    return lines
 
 
 @app.command()
@@ -231,6 +263,26 @@ def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
         raise typer.Exit(EXIT_INVALID) from None
 
 
+# Authoring: `multitalk studio [FOLDER]` (the studio/ package, a local web page over a folder of screenplays).
+@app.command()
+def studio(
+    folder: Path = typer.Argument(Path("."), help="Folder of screenplays to serve (default: here)."),  # noqa: B008
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (only this machine by default)."),
+    port: int = typer.Option(8765, "--port", "-p", help="Port to listen on."),
+) -> None:
+    """Open the authoring studio: edit, place the cast, hear, preview and send screenplays to the GPU pool."""
+    if not folder.is_dir():
+        console.print(f"{folder} is not a folder", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID)
+    from studio.server import serve
+
+    url = f"http://{host}:{port}/"
+    console.print(
+        f"multitalk studio on {url} serving {folder.resolve()} (Ctrl+C stops it)", markup=False, soft_wrap=True
+    )
+    serve(folder, host=host, port=port)
+
+
 # Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).
 # --- plan (issue 11) ---------------------------------------------------------------------------------------
 @app.command()
@@ -274,6 +326,8 @@ def _load_or_exit(file: Path) -> Screenplay:
 app.add_typer(cache_app, name="cache")
 app.add_typer(server_app, name="server")
 app.command()(doctor)
+app.command()(voices)  # `multitalk voices` (flows/voices_command.py)
+app.command(name="import")(import_command)  # `multitalk import JOB.json...` (flows/import_command.py)
 
 
 def main() -> None:

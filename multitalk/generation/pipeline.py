@@ -429,6 +429,8 @@ class MultiTalkPipeline:
         self.t5_visits = self.device.type != "cpu" and not self.runtime.t5_on_cpu  # ... and visits the device
         self.block_swap: BlockSwap | None = None
         self._text_cache: OrderedDict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._text_scene: tuple | None = None  # the scene whose prompts `_scene_texts` holds
+        self._scene_texts: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self._scene_cache: OrderedDict[tuple, _SceneState] = OrderedDict()
         self.last_report: ChunkReport | None = None
         self._load()
@@ -551,6 +553,17 @@ class MultiTalkPipeline:
             self._text_cache.popitem(last=False)
         return entry
 
+    def scene_text(self, spec: SceneSpec, negative_prompt: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode_text` for a chunk, keeping every prompt of the current scene: chunks change prompts with the
+        lines' actions (A, B, A, C...), and each distinct one is encoded once per scene however many there are."""
+        scene = (str(spec.image), spec.placements, spec.names, spec.resolution)
+        if self._text_scene != scene:
+            self._text_scene, self._scene_texts = scene, {}
+        key = (spec.prompt, negative_prompt or DEFAULT_NEGATIVE_PROMPT)
+        if key not in self._scene_texts:
+            self._scene_texts[key] = self.encode_text(spec.prompt, negative_prompt)
+        return self._scene_texts[key]
+
     def frame_hw(self, image_hw: tuple[int, int], resolution: str) -> tuple[int, int]:
         """(height, width) of the frames for a reference image of `image_hw` at `resolution`."""
         return choose_bucket(image_hw[0], image_hw[1], self.config.bucket_table(resolution))
@@ -611,7 +624,7 @@ class MultiTalkPipeline:
             raise ValueError(f"got audio for {len(audio.windows)} persons, the scene has {len(spec.placements)}")
         scene = self._scene(spec)
         negative = spec.negative_prompt or settings.negative_prompt
-        context, context_null = self.encode_text(spec.prompt, negative)
+        context, context_null = self.scene_text(spec, negative)
 
         if chunk.motion_frames == 0:
             cond_frames = scene.reference  # (1, 3, 1, H, W)

@@ -44,6 +44,7 @@ class SpokenLine:
     start_frame: int
     end_frame: int
     on_screen: bool
+    action: str | None = None  # what the speaker does meanwhile (joins the chunk's prompt; see chunk_prompt.py)
 
 
 @dataclass(frozen=True)

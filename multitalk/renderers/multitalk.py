@@ -11,10 +11,11 @@ What a chunk's frames depend on, and where the key gets it:
   policy, the renderer's default sampling settings;
 - the spine: chunk plan, each person's audio samples of [start - margin, end + margin) with
   margin = wav2vec feature margin + 2 (the t-2..t+2 window), the previous chunk's key;
-- `chunk_key_material()`: the reference image's content, prompt, effective negative prompt, persons and their
-  placements in model order, resolution, seed and the effective sampling settings of the scene (a preset's
-  values included), plus, only when they are not the defaults, the scene's LoRA fingerprints, quantisation,
-  an approximate attention kernel and tiled VAE decode (`model_key_material`).
+- `chunk_key_material()`: the reference image's content, the chunk's prompt (the scene prompt plus the actions of
+  the lines the chunk delivers, `chunk_prompt.py`), effective negative prompt, persons and their placements in
+  model order, resolution, seed and the effective sampling settings of the scene (a preset's values included),
+  plus, only when they are not the defaults, the scene's LoRA fingerprints, quantisation, an approximate
+  attention kernel and tiled VAE decode (`model_key_material`).
 
 One pipeline is kept loaded per device between scenes (`pipeline_for`): a small cache keyed by (weights and
 LoRA fingerprint, model config, device, dtype policy); asking for another key on the same device unloads the
@@ -58,6 +59,7 @@ from multitalk.model.masks import Placement
 from multitalk.model.release import COMPONENTS, WeightsLayout, resolve_weights
 from multitalk.model.vae_tiling import VAETiles
 from multitalk.renderers.base import Person, SceneContext
+from multitalk.renderers.chunk_prompt import chunk_prompt
 from multitalk.screenplay.model_settings import ModelSettings
 from multitalk.store.keys import file_digest
 
@@ -253,11 +255,12 @@ class MultiTalkRenderer:
         """The renderer's sampling settings with the scene's overrides (`context.settings`) applied."""
         return self.sampling.merged(context.settings or {})
 
-    def scene_spec(self, context: SceneContext) -> SceneSpec:
+    def scene_spec(self, context: SceneContext, chunk: Chunk | None = None) -> SceneSpec:
+        """The scene for the pipeline; with `chunk`, its prompt is that chunk's (scene prompt + line actions)."""
         settings = self.settings_for(context)
         return SceneSpec(
             image=Path(context.image),
-            prompt=context.prompt,
+            prompt=chunk_prompt(context, chunk) if chunk is not None else context.prompt,
             placements=tuple(placement_of(p) for p in context.persons),
             names=tuple(p.name for p in context.persons),
             resolution=context.resolution,
@@ -266,7 +269,7 @@ class MultiTalkRenderer:
         )
 
     def chunk_key_material(self, context: SceneContext, chunk: Chunk) -> dict[str, Any]:
-        spec = self.scene_spec(context)
+        spec = self.scene_spec(context, chunk)
         settings = self.settings_for(context)
         return {
             "image": file_digest(spec.image),
@@ -288,7 +291,7 @@ class MultiTalkRenderer:
     ) -> Iterator[np.ndarray]:
         if context.fps != 25:
             raise ValueError(f"scene {context.scene_id!r}: MultiTalk renders at 25 fps, got {context.fps}")
-        spec = self.scene_spec(context)
+        spec = self.scene_spec(context, chunk)
         start, end = chunk.audio_window(self.audio_margin_frames)
         windows = tuple(context.read_track_window(i, start, end) for i in range(len(context.persons)))
         audio = ChunkAudio(windows, start)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from multitalk.audio.voice_catalog import voice_problems
 from multitalk.media.probe import ProbeError, media_duration
 from multitalk.screenplay.model_settings import LoraSetting
 from multitalk.screenplay.problems import DocPath, Problem
-from multitalk.screenplay.schema import NAME_PATTERN, Line, Placement, Scene, Screenplay
+from multitalk.screenplay.schema import NAME_PATTERN, Character, Line, Placement, Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
 
 MAX_SPEAKERS_ON_SCREEN = 2  # MultiTalk binds at most two audio streams to people in the image
@@ -71,6 +72,8 @@ class _Checker:
                     where,
                     "a coqui voice needs `model:` (a local model folder or an installed Coqui model name)",
                 )
+            else:
+                self.voice(name, character)
             if character.speaker_wav is not None:
                 if character.engine != "coqui":
                     self.report(
@@ -93,6 +96,15 @@ class _Checker:
                 lora._resolved = resolved
             else:
                 lora._resolved = self.asset(at, lora.path, "LoRA file")
+
+    def voice(self, name: str, character: Character) -> None:
+        """Unknown voices and missing models, located at the field that names them (see voice_catalog)."""
+        if character.engine == "file":
+            return
+        for problem in voice_problems(character, self.project_dir):
+            field = problem.field
+            given = field is not None and (field != "language" or "language" in character.model_fields_set)
+            self.report(("characters", name, field) if given else ("characters", name), problem.message)
 
     # --- scenes -----------------------------------------------------------------------------------------
     def scenes(self) -> None:
@@ -154,7 +166,8 @@ class _Checker:
 
     def line_content(self, line: Line, at: DocPath, engine: str | None) -> None:
         if line.text is not None and line.audio is not None:
-            self.report(at, "a line has `text` or a recorded `audio` file, not both")
+            if not line.text.strip():
+                self.report((*at, "text"), "empty transcript; write what the recording says, or remove `text`")
         elif line.audio is None:
             if line.text is None or not line.text.strip():
                 self.report((*at, "text"), "empty text; write what is said, or give a recording as `audio:`")

@@ -12,7 +12,7 @@ from typing import Any
 from multitalk.screenplay.problems import DocPath, Problem
 from multitalk.screenplay.yaml_source import SourceMap
 
-LINE_FIELDS = ("speaker", "text", "audio", "pause", "overlap", "start")
+LINE_FIELDS = ("speaker", "text", "audio", "trim", "action", "pause", "overlap", "start")
 SIDES = ("left", "right", "center")
 
 

@@ -63,6 +63,7 @@ def scene_context(screenplay: Screenplay, scene: Scene, aligned: AlignedScene) -
             start_frame=line.start_frame,
             end_frame=line.end_frame,
             on_screen=line.on_screen,
+            action=scene.lines[line.index].action,
         )
         for line in timeline.lines
     )

@@ -268,3 +268,51 @@ def test_only_output_changing_model_settings_reach_the_keys(release, context, tm
         assert material(**changed) != base, changed
     with pytest.raises(ValueError, match="family 'infinitetalk'"):
         material(family="infinitetalk")
+
+
+class _CountingEncoder:
+    """Wraps the pipeline's umT5 encoder and records the prompts it is asked to encode."""
+
+    def __init__(self, encoder):
+        self.encoder, self.prompts = encoder, []
+
+    def __call__(self, texts):
+        self.prompts.append(texts[0])
+        return self.encoder(texts)
+
+    def __getattr__(self, name):
+        return getattr(self.encoder, name)
+
+
+def test_each_chunk_is_generated_with_its_prompt_and_each_prompt_is_encoded_once(release, context, tmp_path):
+    from multitalk.renderers.chunk_prompt import chunk_prompt
+
+    renderer = _renderer(release)
+    acting = _with(
+        context,
+        lines=(
+            SpokenLine("alice", "Alice", "Hi.", 0, 12, True, "waves"),
+            SpokenLine("bob", "Bob", "Hello.", 14, 28, True),
+            SpokenLine("alice", "Alice", "Bye.", 30, 40, True, "waves"),
+        ),
+    )
+    chunks = plan_chunks(TOTAL_FRAMES, renderer.geometry)
+    prompts = [chunk_prompt(acting, c) for c in chunks]
+    assert prompts == [f"{context.prompt} Alice waves.", context.prompt, f"{context.prompt} Alice waves."]
+    keys = [renderer.chunk_key_material(acting, c)["prompt"] for c in chunks]
+    assert keys == prompts  # the key covers the prompt each chunk is generated with
+
+    pipeline = renderer.pipeline()
+    counting = _CountingEncoder(pipeline.text_encoder)
+    pipeline.text_encoder, pipeline._text_cache, pipeline._text_scene = counting, type(pipeline._text_cache)(), None
+    try:
+        store, encode = Store(tmp_path / "outputs"), EncodeSettings()
+        for step in chunk_stage.plan("scene-key", acting, renderer, encode):
+            chunk_stage.build(store, step, renderer, acting, encode)
+        assert counting.prompts == [prompts[0], prompts[1]]  # chunk 2 reuses chunk 0's encoding
+        many = [_with(acting, prompt=f"take {i}") for i in range(6)]  # more prompts than the pair cache holds
+        for scene in [*many, *many]:
+            pipeline.scene_text(renderer.scene_spec(scene, chunks[1]), None)
+        assert counting.prompts[2:] == [f"take {i}" for i in range(6)]  # once each, for this scene
+    finally:
+        pipeline.text_encoder = counting.encoder
