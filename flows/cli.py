@@ -331,15 +331,11 @@ def plan(
 
     from multitalk.generation.gpu_plan import card, format_plan, plan_screenplay
     from multitalk.model.configs import get_config
+    from multitalk.screenplay.model_settings import with_model_overrides
 
     screenplay = _load_or_exit(file)
     try:
-        overrides = {"preset": preset, "quantize": quantize, "offload": offload}
-        if any(v is not None for v in overrides.values()):
-            defaults = screenplay.defaults.model_copy(
-                update={"model": screenplay.defaults.model.with_overrides(**overrides)}
-            )
-            screenplay = screenplay.model_copy(update={"defaults": defaults})
+        screenplay = with_model_overrides(screenplay, preset=preset, quantize=quantize, offload=offload)
         config = get_config(model or os.environ.get("MULTITALK_MODEL", "multitalk-14b"))
         lines = format_plan(plan_screenplay(screenplay, config, card(gpu)))
     except ValueError as error:

@@ -188,3 +188,14 @@ def scene_model(defaults_model: ModelSettings, sampling: BaseModel, scene: Scene
         written = sampling.model_fields_set
         values.update({k: v for k, v in preset.sampling.items() if k not in written})
     return SceneModel(settings=settings, sampling=values, preset_lora=preset.lora_file if preset else None)
+
+
+def with_model_overrides(screenplay: Any, **overrides: Any) -> Any:
+    """A loaded screenplay with `defaults.model` fields replaced (command-line flags, flow parameters).
+
+    None values keep the screenplay's own; the result keeps the loaded paths. Raises ValueError for bad values.
+    """
+    if all(value is None for value in overrides.values()):
+        return screenplay
+    defaults = screenplay.defaults.model_copy(update={"model": screenplay.defaults.model.with_overrides(**overrides)})
+    return screenplay.model_copy(update={"defaults": defaults})

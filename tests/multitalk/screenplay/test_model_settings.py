@@ -89,3 +89,13 @@ def test_overrides_are_validated() -> None:
     assert (settings.quantize, settings.offload, settings.resident_blocks) == ("fp8", "sequential", None)
     with pytest.raises(ValueError, match="quantize"):
         ModelSettings().with_overrides(quantize="fp4")
+
+
+def test_command_line_overrides_keep_the_loaded_screenplay(project: Path) -> None:
+    from multitalk.screenplay.model_settings import with_model_overrides
+
+    screenplay = load(project, "  model: {preset: hero}")
+    changed = with_model_overrides(screenplay, preset="fast", quantize="fp8", offload=None)
+    assert (changed.defaults.model.preset, changed.defaults.model.quantize) == ("fast", "fp8")
+    assert changed.source_file == screenplay.source_file and changed.scenes[0].image_path.is_file()
+    assert with_model_overrides(screenplay, preset=None) is screenplay
