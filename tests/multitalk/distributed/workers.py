@@ -112,3 +112,31 @@ def sequence_parallel_rank(rank: int, world: int, out_dir: str) -> None:
     model = tiny_dit()
     outputs = {name: sharded_forward(model, args) for name, args in dit_cases().items()}
     torch.save(outputs, Path(out_dir) / f"rank{rank}.pt")
+
+
+# --------------------------------------------------------------------------------------------------------
+# One chunk over a mesh
+
+
+def chunk_rank(rank: int, world: int, release: str, cond_path: str, out_dir: str, runs: list) -> None:
+    """Each run (name, guidance, sequence, sampling settings, seed, chunk index): this rank's final latent."""
+    from multitalk.distributed.conditions import broadcast_conditions
+    from multitalk.distributed.mesh import ParallelLayout, ProcessMesh
+    from multitalk.distributed.sampling import sample_chunk
+    from multitalk.distributed.scene_worker import load_dit
+    from multitalk.generation.pipeline import ChunkConditions, SamplingSettings
+    from multitalk.model import weights as W
+    from multitalk.model.configs import CONFIGS
+
+    config = CONFIGS["tiny"]
+    dit = load_dit(W.resolve_weights(Path(release)), config, torch.device("cpu"), W.DTYPE_POLICIES["fp32"])
+    cond = None
+    if rank == 0:  # only the leader has the conditions; the others receive them
+        saved = torch.load(cond_path, weights_only=True)
+        cond = ChunkConditions(**{k: saved.get(k) for k in ChunkConditions.__dataclass_fields__})
+    cond = broadcast_conditions(cond, torch.device("cpu"))
+    latents = {}
+    for name, guidance, sequence, settings, seed, index in runs:
+        mesh = ProcessMesh(ParallelLayout(guidance, sequence))
+        latents[name] = sample_chunk(dit, config, cond, seed, index, SamplingSettings(**settings), "480p", mesh)
+    torch.save(latents, Path(out_dir) / f"rank{rank}.pt")
