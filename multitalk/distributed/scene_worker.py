@@ -6,20 +6,22 @@ from collections.abc import Sequence
 
 import torch
 
-from multitalk.model import weights as W
+from multitalk.model.checkpoint import build_on_meta
 from multitalk.model.configs import ModelConfig
 from multitalk.model.dit import MultiTalkDiT
+from multitalk.model.dtype_policy import DtypePolicy
 from multitalk.model.lora import LoraSpec, merge_loras
+from multitalk.model.release import WeightsLayout, load_dit_weights
 
 
 def load_dit(
-    layout: W.WeightsLayout,
+    layout: WeightsLayout,
     config: ModelConfig,
     device: torch.device,
-    dtypes: W.DtypePolicy,
+    dtypes: DtypePolicy,
     loras: Sequence[LoraSpec] = (),
 ) -> MultiTalkDiT:
     """The DiT alone, loaded as `MultiTalkPipeline` loads it (what a rank other than the leader holds)."""
-    dit = W.load_dit_weights(W.build_on_meta(lambda: MultiTalkDiT(config.dit)), layout, dtype=dtypes.dit, device=device)
+    dit = load_dit_weights(build_on_meta(lambda: MultiTalkDiT(config.dit)), layout, dtype=dtypes.dit, device=device)
     merge_loras(dit, loras)
     return dit.eval().requires_grad_(False)

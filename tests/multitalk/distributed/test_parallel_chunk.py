@@ -14,7 +14,7 @@ from multitalk.distributed.mesh import ParallelLayout, assign_passes
 from multitalk.generation.pipeline import ChunkAudio, MultiTalkPipeline, SamplingSettings, SceneSpec
 from multitalk.generation.streaming import audio_window, plan_chunks
 from multitalk.model.configs import CONFIGS
-from multitalk.model.tiny_release import write_tiny_release, write_tiny_scene
+from multitalk.testing.tiny_release import write_tiny_release, write_tiny_scene
 from tests.multitalk.distributed.workers import chunk_rank
 
 logger = logging.getLogger(__name__)

@@ -125,11 +125,12 @@ def chunk_rank(rank: int, world: int, release: str, cond_path: str, out_dir: str
     from multitalk.distributed.sampling import sample_chunk
     from multitalk.distributed.scene_worker import load_dit
     from multitalk.generation.pipeline import ChunkConditions, SamplingSettings
-    from multitalk.model import weights as W
     from multitalk.model.configs import CONFIGS
+    from multitalk.model.dtype_policy import DTYPE_POLICIES
+    from multitalk.model.release import resolve_weights
 
     config = CONFIGS["tiny"]
-    dit = load_dit(W.resolve_weights(Path(release)), config, torch.device("cpu"), W.DTYPE_POLICIES["fp32"])
+    dit = load_dit(resolve_weights(Path(release)), config, torch.device("cpu"), DTYPE_POLICIES["fp32"])
     cond = None
     if rank == 0:  # only the leader has the conditions; the others receive them
         saved = torch.load(cond_path, weights_only=True)
