@@ -434,6 +434,9 @@ class MultiTalkPipeline:
         self._text_cache: OrderedDict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._scene_cache: OrderedDict[tuple, _SceneState] = OrderedDict()
         self.last_report: ChunkReport | None = None
+        # Multi-device hook (multitalk.distributed.scene_worker): samples a chunk's latent over a process group,
+        # with `sample_latent`'s signature; None: `sample_latent` on this device.
+        self.latent_sampler: Callable[..., torch.Tensor] | None = None
         self._load()
 
     # -- loading ----------------------------------------------------------------------------------------
@@ -692,7 +695,8 @@ class MultiTalkPipeline:
         """
         settings = settings or SamplingSettings()
         cond = self.conditions(spec, chunk, audio, previous, settings)
-        latent = self.sample_latent(cond, spec.seed, chunk.index, settings, spec.resolution, on_step)
+        sampler = self.latent_sampler or self.sample_latent
+        latent = sampler(cond, spec.seed, chunk.index, settings, spec.resolution, on_step)
         motion_frames = self.config.geometry.motion_frames
         keep: deque[torch.Tensor] = deque(maxlen=motion_frames)
         first, last = chunk.local_deliver
