@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 GROUP_SEPARATOR = "+"
-_DEVICE = re.compile(r"^(cuda|cpu)(?::(\d+))?$")
+_CUDA = re.compile(r"^cuda(?::(\d+))?$")
+_CPU = re.compile(r"^cpu(?::([a-z0-9_-]+))?$")  # CPU pseudo-devices: any label, `cpu:0` is `cpu`
 
 
 class DeviceSpecError(ValueError):
@@ -27,16 +28,16 @@ class DeviceSpecError(ValueError):
 def canonical_device(name: str) -> str:
     """`cuda` -> `cuda:0`, `cpu:0` -> `cpu`, others unchanged; raises DeviceSpecError for anything else."""
     text = str(name).strip().lower()
-    match = _DEVICE.match(text)
-    if match is None:
-        raise DeviceSpecError(
-            f"device {name!r} is not a device name: use cuda, cuda:N, cpu or cpu:N "
-            f"(join devices with {GROUP_SEPARATOR!r} to render one scene across them, e.g. cuda:0+cuda:1)"
-        )
-    kind, index = match.group(1), int(match.group(2) or 0)
-    if kind == "cpu":
-        return "cpu" if index == 0 else f"cpu:{index}"
-    return f"cuda:{index}"
+    cuda, cpu = _CUDA.match(text), _CPU.match(text)
+    if cuda is not None:
+        return f"cuda:{int(cuda.group(1) or 0)}"
+    if cpu is not None:
+        label = cpu.group(1)
+        return "cpu" if label is None or (label.isdigit() and int(label) == 0) else f"cpu:{label}"
+    raise DeviceSpecError(
+        f"device {name!r} is not a device name: use cuda, cuda:N, cpu or cpu:N "
+        f"(join devices with {GROUP_SEPARATOR!r} to render one scene across them, e.g. cuda:0+cuda:1)"
+    )
 
 
 @dataclass(frozen=True)
