@@ -4,9 +4,8 @@
   every device loads its models once; the 4-rank group renders the same screenplay; both agree with a
   single-device render (frames within rounding, see test_scene_worker for the exact uint8 comparison).
 - A rank killed mid-chunk fails that chunk; the chunk task's retry restarts the group and the render finishes,
-  byte-identical to an uninterrupted render on a group of the same size.
-- A CLI render on a group killed mid-scene resumes from the store with only the unfinished chunks, to a
-  byte-identical video.
+  byte-identical to an uninterrupted render on a group of the same size; a CLI render on a group killed
+  mid-scene resumes from the store with only the unfinished chunks, to a byte-identical video.
 """
 
 from __future__ import annotations
@@ -43,14 +42,14 @@ scenes:
     cast: {mia: left, jonah: right}
     lines:
       - mia: "Hi Jonah."
-      - jonah: "Hello Mia."
+      - jonah: "Hi."
   - id: park
     image: park.png
     prompt: Two friends on a park bench.
     cast: {mia: left, jonah: right}
     lines:
-      - jonah: "Look at the ducks."
-      - mia: "Hungry ducks."
+      - jonah: "Ducks."
+      - mia: "Yes."
 """
 
 PAIRS = ["cpu:1+cpu:2", "cpu:3+cpu:4"]
@@ -88,7 +87,8 @@ def close_to(single: dict, other: dict, label: str) -> None:
 
     The video files are not compared: x264 turns near-equal frames into different bitstreams. Chunk 0 agrees to
     the carry's float16 step; later chunks start from slightly different carries, and the tiny random model
-    amplifies such differences a few times per chunk (measured: max 0.06 by chunk 4, mean below 1e-3).
+    amplifies such differences a few times per chunk (measured on 5-chunk scenes: max 0.06 by chunk 4, mean
+    below 1e-3).
     """
     stores = Path(single["store"]), Path(other["store"])
     for scene in single["scenes"]:
@@ -135,10 +135,13 @@ def test_two_groups_render_two_scenes_at_once_and_a_quad_group_agrees(
 
 
 @pytest.mark.slow
-def test_a_rank_killed_mid_render_restarts_its_group_and_the_render_finishes(
+def test_killed_groups_resume_from_the_store_byte_identical(
     prefect_api: str, project: Path, tiny_weights: Path, tmp_path: Path
 ) -> None:
     reference = render(project, tmp_path / "reference", tiny_weights, ["cpu:9+cpu:10"])
+    total = reference["totals"]["chunks"]
+
+    # A rank killed mid-render: its chunk fails, the chunk task's retry starts the group again, the render ends.
     outputs = tmp_path / "outputs"
     group = ["cpu:11+cpu:12"]
     result: dict = {}
@@ -151,23 +154,18 @@ def test_a_rank_killed_mid_render_restarts_its_group_and_the_render_finishes(
     workers = scene_worker._GROUPS[group[0]][1]
     os.kill(workers.pids[1], signal.SIGKILL)
     thread.join()
-    assert workers.starts == 2  # the chunk task's retry started the group again
-    assert result["totals"]["chunks_rendered"] == reference["totals"]["chunks"]
+    assert workers.starts == 2
+    assert result["totals"]["chunks_rendered"] == total
     assert Path(result["video"]).read_bytes() == Path(reference["video"]).read_bytes()
 
-
-@pytest.mark.slow
-def test_killed_group_render_resumes_from_the_store_byte_identical(
-    prefect_api: str, project: Path, tiny_weights: Path, tmp_path: Path
-) -> None:
-    reference = render(project, tmp_path / "reference", tiny_weights, ["cpu:13+cpu:14"])
-    outputs = tmp_path / "outputs"
+    # The whole CLI render killed (its groups with it): the next render renders only the missing chunks.
+    outputs = tmp_path / "cli"
     command = [
         sys.executable, "-m", "flows.cli", "render", str(project), "--outputs", str(outputs),
         "--weights", str(tiny_weights), "--model", "tiny", "--device", "cpu:1,cpu:2", "--gpus-per-scene", "2",
     ]  # fmt: skip
-    survived = kill_when_chunks(command, subprocess_env(prefect_api), outputs, at_least=2)
-    assert survived < reference["totals"]["chunks"]
+    survived = kill_when_chunks(command, subprocess_env(prefect_api), outputs, at_least=1)
+    assert survived < total
     resumed = render(project, outputs, tiny_weights, ["cpu:1+cpu:2"])
-    assert resumed["totals"]["chunks_rendered"] == reference["totals"]["chunks"] - survived
+    assert resumed["totals"]["chunks_rendered"] == total - survived
     assert Path(resumed["video"]).read_bytes() == Path(reference["video"]).read_bytes()
