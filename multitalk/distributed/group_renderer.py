@@ -54,6 +54,7 @@ class GroupRenderer(MultiTalkRenderer):
             dtype_policy=self.dtype_policy,
             sampling=self.sampling.to_json(),
             loras=self.loras,
+            runtime=self.runtime,
             layout=layout,
             threads=threads,
         )

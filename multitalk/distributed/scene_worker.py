@@ -26,7 +26,7 @@ import os
 import queue
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,13 +41,14 @@ from multitalk.distributed.device_groups import DeviceGroup
 from multitalk.distributed.launch import backend_for, free_port, init_group
 from multitalk.distributed.mesh import ParallelLayout, ProcessMesh
 from multitalk.distributed.sampling import sample_chunk
-from multitalk.generation.pipeline import ChunkConditions, SamplingSettings, resolve_dtype_policy
-from multitalk.model.checkpoint import build_on_meta
+from multitalk.generation.pipeline import ChunkConditions, SamplingSettings, load_dit, resolve_dtype_policy
+from multitalk.generation.runtime import RuntimeOptions
+from multitalk.model.attention import select_backend
 from multitalk.model.configs import ModelConfig, get_config
 from multitalk.model.dit import MultiTalkDiT
 from multitalk.model.dtype_policy import DtypePolicy
-from multitalk.model.lora import LoraSpec, merge_loras
-from multitalk.model.release import WeightsLayout, load_dit_weights, resolve_weights
+from multitalk.model.lora import LoraSpec
+from multitalk.model.release import resolve_weights
 
 logger = logging.getLogger(__name__)
 
@@ -56,19 +57,6 @@ POLL_S = 0.5  # how often a waiting render checks that every rank is still alive
 
 # Model loads per device in this process's groups (device -> count): a device must never load twice.
 MODEL_LOADS: collections.Counter[str] = collections.Counter()
-
-
-def load_dit(
-    layout: WeightsLayout,
-    config: ModelConfig,
-    device: torch.device,
-    dtypes: DtypePolicy,
-    loras: Sequence[LoraSpec] = (),
-) -> MultiTalkDiT:
-    """The DiT alone, loaded as `MultiTalkPipeline` loads it (what a rank other than the leader holds)."""
-    dit = load_dit_weights(build_on_meta(lambda: MultiTalkDiT(config.dit)), layout, dtype=dtypes.dit, device=device)
-    merge_loras(dit, loras)
-    return dit.eval().requires_grad_(False)
 
 
 class SceneWorkerError(RuntimeError):
@@ -84,6 +72,7 @@ class WorkerSpec:
     dtype_policy: str | DtypePolicy | None = None
     sampling: dict[str, Any] = field(default_factory=dict)  # the renderer's default sampling settings
     loras: tuple[LoraSpec, ...] = ()
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)  # the renderer's defaults (scenes may differ)
     layout: ParallelLayout | None = None  # None: ParallelLayout.auto per scene's pass count
     threads: int = 1  # CPU threads per rank (CPU groups share the machine's cores)
 
@@ -95,11 +84,12 @@ class WorkerSpec:
 class _Rank:
     """What every rank does: hold the DiT, build meshes (collectively), sample a chunk with the group."""
 
-    def __init__(self, spec: WorkerSpec, device: torch.device, dit: MultiTalkDiT) -> None:
+    def __init__(self, spec: WorkerSpec, device: torch.device, dit: MultiTalkDiT | None) -> None:
         self.spec = spec
         self.config = get_config(spec.config)
         self.device = device
         self.dit = dit
+        self.runtime = RuntimeOptions()
         self.world = dist.get_world_size()
         self._meshes: dict[ParallelLayout, ProcessMesh] = {}
 
@@ -114,6 +104,7 @@ class _Rank:
         self, cond: ChunkConditions | None, seed: int, index: int, settings: SamplingSettings, resolution: str
     ) -> torch.Tensor:
         cond = broadcast_conditions(cond, self.device)
+        select_backend(self.runtime.attention, self.device)  # as the pipeline does before sampling
         return sample_chunk(self.dit, self.config, cond, seed, index, settings, resolution, self.mesh_for(settings))
 
 
@@ -130,12 +121,12 @@ class _Leader(_Rank):
             dtype_policy=spec.dtype_policy,
             sampling=spec.sampling,
             loras=spec.loras,
+            runtime=spec.runtime,
         )
-        pipeline = self.renderer.pipeline()
-        super().__init__(spec, device, pipeline.dit)
-        pipeline.latent_sampler = self._sample_latent
+        super().__init__(spec, device, None)
         self.results = results
         self.sampled = False
+        self.renderer.pipeline()  # load now: the group reports ready once every rank holds its models
 
     def _sample_latent(
         self,
@@ -146,7 +137,8 @@ class _Leader(_Rank):
         resolution: str,
         on_step: Callable | None = None,
     ) -> torch.Tensor:
-        dist.broadcast_object_list([("chunk", seed, chunk_index, settings.to_json(), resolution)], src=0)
+        header = ("chunk", seed, chunk_index, settings.to_json(), resolution, self.loras, self.runtime)
+        dist.broadcast_object_list([header], src=0)
         self.sampled = True
         return self.sample(cond, seed, chunk_index, settings, resolution)
 
@@ -154,6 +146,11 @@ class _Leader(_Rank):
         context, chunk, previous, carry_out = job
         self.sampled = False
         try:
+            # The scene's own pipeline (its LoRAs and runtime options may differ from the last scene's); the
+            # other ranks rebuild their DiT to match when the header says so.
+            pipeline = self.renderer.pipeline(context)
+            pipeline.latent_sampler = self._sample_latent
+            self.dit, self.loras, self.runtime = pipeline.dit, tuple(pipeline.loras), pipeline.runtime
             for frame in self.renderer.render_chunk(context, chunk, previous, carry_out):
                 self.results.put(("frame", frame))
         except Exception:
@@ -166,15 +163,35 @@ class _Leader(_Rank):
 
 
 class _Follower(_Rank):
-    """Ranks 1..: the DiT only; sample whenever the leader says so."""
+    """Ranks 1..: the DiT only, loaded as the leader's pipeline loads it; sample whenever the leader says so."""
+
+    def __init__(self, spec: WorkerSpec, device: torch.device) -> None:
+        super().__init__(spec, device, None)
+        self.layout = resolve_weights(Path(spec.weights))
+        self.dtypes = resolve_dtype_policy(spec.dtype_policy, device)
+        self.block_swap = None
+        self._load(tuple(spec.loras), spec.runtime)
+
+    def _load(self, loras: tuple[LoraSpec, ...], runtime: RuntimeOptions) -> None:
+        self.dit = self.block_swap = None  # free the old DiT first
+        self.dit, self.block_swap = load_dit(self.config, self.layout, self.dtypes, self.device, loras, runtime)
+        self.loras, self.runtime = loras, runtime
 
     def run(self, job: tuple) -> None:
         header: list[Any] = [None]
         dist.broadcast_object_list(header, src=0)
         if header[0][0] == "skip":
             return
-        _, seed, index, settings, resolution = header[0]
+        _, seed, index, settings, resolution, loras, runtime = header[0]
+        if (tuple(loras), _dit_options(runtime)) != (self.loras, _dit_options(self.runtime)):
+            self._load(tuple(loras), runtime)
+        self.runtime = runtime
         self.sample(None, seed, index, SamplingSettings.from_mapping(settings), resolution)
+
+
+def _dit_options(runtime: RuntimeOptions) -> tuple:
+    """The runtime options that change how the DiT is loaded (the others apply per call)."""
+    return (runtime.quantize, runtime.offload, runtime.resident_blocks, runtime.compile)
 
 
 def _torch_device(name: str) -> torch.device:
@@ -203,12 +220,7 @@ def _rank_main(
         if device.type == "cuda":
             torch.cuda.set_device(device)
         init_group(rank, world, port, backend_for(devices))
-        if rank == 0:
-            worker: _Rank = _Leader(spec, name, device, results)
-        else:
-            layout = resolve_weights(Path(spec.weights))
-            dtypes = resolve_dtype_policy(spec.dtype_policy, device)
-            worker = _Follower(spec, device, load_dit(layout, get_config(spec.config), device, dtypes, spec.loras))
+        worker: _Rank = _Leader(spec, name, device, results) if rank == 0 else _Follower(spec, device)
         results.put(("ready", rank, name, os.getpid()))
         while (job := _next_job(commands, parent)) is not None:
             worker.run(job)

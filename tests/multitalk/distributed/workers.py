@@ -123,14 +123,13 @@ def chunk_rank(rank: int, world: int, release: str, cond_path: str, out_dir: str
     from multitalk.distributed.conditions import broadcast_conditions
     from multitalk.distributed.mesh import ParallelLayout, ProcessMesh
     from multitalk.distributed.sampling import sample_chunk
-    from multitalk.distributed.scene_worker import load_dit
-    from multitalk.generation.pipeline import ChunkConditions, SamplingSettings
+    from multitalk.generation.pipeline import ChunkConditions, SamplingSettings, load_dit
     from multitalk.model.configs import CONFIGS
     from multitalk.model.dtype_policy import DTYPE_POLICIES
     from multitalk.model.release import resolve_weights
 
     config = CONFIGS["tiny"]
-    dit = load_dit(resolve_weights(Path(release)), config, torch.device("cpu"), DTYPE_POLICIES["fp32"])
+    dit, _ = load_dit(config, resolve_weights(Path(release)), DTYPE_POLICIES["fp32"], torch.device("cpu"))
     cond = None
     if rank == 0:  # only the leader has the conditions; the others receive them
         saved = torch.load(cond_path, weights_only=True)
