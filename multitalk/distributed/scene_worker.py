@@ -25,6 +25,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -138,8 +139,8 @@ class _Leader(_Rank):
         on_step: Callable | None = None,
     ) -> torch.Tensor:
         header = ("chunk", seed, chunk_index, settings.to_json(), resolution, self.loras, self.runtime)
+        self.sampled = True  # from here on the chunk's collectives run: a failure means the group is broken
         dist.broadcast_object_list([header], src=0)
-        self.sampled = True
         return self.sample(cond, seed, chunk_index, settings, resolution)
 
     def run(self, job: tuple) -> None:
@@ -342,10 +343,15 @@ class SceneWorkerGroup:
                 return
 
     def _fail(self, message: tuple) -> None:
+        time.sleep(POLL_S)  # a rank that died takes the others' collectives down with it: let it be seen dead
+        dead = [(r, p.exitcode) for r, p in enumerate(self._processes) if not p.is_alive() and p.exitcode != 1]
         self.stop()
         if message[0] == "error":
             _, rank, trace = message
-            raise SceneWorkerError(f"rank {rank} ({self.group.devices[rank]}) of {self.group.name} failed:\n{trace}")
+            lost = "".join(f" (lost rank {r} ({self.group.devices[r]}) exit code {c})" for r, c in dead if r != rank)
+            raise SceneWorkerError(
+                f"rank {rank} ({self.group.devices[rank]}) of {self.group.name} failed{lost}:\n{trace}"
+            )
         raise SceneWorkerError(f"unexpected message from {self.group.name}: {message[0]!r}")
 
     def stop(self) -> None:
