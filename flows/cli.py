@@ -1,4 +1,4 @@
-"""The `multitalk` command line: validate, render, timeline, cache, doctor.
+"""The `multitalk` command line: validate, render, timeline, plan, cache, server, doctor.
 
 Commands that only read a screenplay (validate, timeline) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
@@ -6,6 +6,7 @@ Rendering runs the same Prefect flow as deployments do, with rich progress bars 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -13,6 +14,7 @@ from rich.console import Console
 
 from flows.cache_commands import cache_app
 from flows.doctor import doctor
+from flows.server import server_app
 from multitalk.screenplay import Screenplay, ScreenplayError, load_screenplay
 
 app = typer.Typer(
@@ -44,7 +46,7 @@ def validate(
                 console.print(str(problem), markup=False, soft_wrap=True)
             continue
         lines = sum(len(scene.lines) for scene in screenplay.scenes)
-        console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False)
+        console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False, soft_wrap=True)
     if failed:
         raise typer.Exit(EXIT_INVALID)
 
@@ -83,24 +85,28 @@ def render(
     if (renderer or screenplay.defaults.renderer) == "multitalk":
         _check_weights(weights, screenplay)
     if not scenes and not scene_deployment:
+        from multitalk.audio.engine import VoiceError
+
         try:
             done = _up_to_date(screenplay, force, renderer, outputs, weights, model, devices, gpus_per_scene)
-        except (ScreenplayError, ValueError, FileNotFoundError) as error:
+        except (ScreenplayError, VoiceError, ValueError, FileNotFoundError) as error:
             console.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_INVALID) from None
         if done is not None:
             console.print(f"[bold]{screenplay.title}[/]: up to date ({done['totals']['chunks']} chunks in the store)")
             console.print(f"video: {done['video']}", markup=False, soft_wrap=True)
             return
-    from flows.prefect_env import configure_local_prefect
+    from flows.prefect_env import configure_local_prefect, settle_events
+    from flows.server import use_running_server
 
     configure_local_prefect()
+    temporary = use_running_server() is None and not os.environ.get("PREFECT_API_URL")
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
 
     with RenderProgress(console) as progress:
         try:
-            manifest = render_screenplay(
+            state = render_screenplay(
                 str(file.resolve()),
                 scenes=scenes or None,
                 force=force or None,
@@ -111,7 +117,11 @@ def render(
                 devices=devices or None,
                 scene_deployment=scene_deployment,
                 gpus_per_scene=gpus_per_scene,
+                return_state=True,
             )
+            if temporary:  # it stops when this process exits: let it record the run first
+                settle_events(state.state_details.flow_run_id)
+            manifest = state.result()
         except (ScreenplayError, ValueError, FileNotFoundError) as error:
             progress.stop()
             console.print(str(error), markup=False, soft_wrap=True)
@@ -122,7 +132,8 @@ def render(
         f"({totals['chunks_rendered']} rendered, {totals['chunks_cached']} cached), "
         f"{totals['wall_seconds']:.1f}s wall"
     )
-    console.print(f"video: {manifest['video'] or 'not stitched (not every scene rendered)'}", markup=False)
+    video = manifest["video"] or "not stitched (not every scene rendered)"
+    console.print(f"video: {video}", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -164,7 +175,7 @@ def timeline(
     target = out or output_dir(screenplay, root, claim=True) / "timeline.png"
     draw_timeline(screenplay, timelines, target)
     seconds = sum(t.duration for t in timelines.values())
-    console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False)
+    console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False, soft_wrap=True)
 
 
 def _up_to_date(
@@ -234,7 +245,51 @@ def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
 
 
 # Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).
+# --- plan (issue 11) ---------------------------------------------------------------------------------------
+@app.command()
+def plan(
+    file: Path = typer.Argument(..., help="Screenplay YAML file."),  # noqa: B008
+    gpu: str = typer.Option("h100", "--gpu", "-g", help="Card: h200, h100, a100-80, a100-40, l40s, 4090, 3090."),
+    model: str = typer.Option(None, "--model", help="Model config (default: $MULTITALK_MODEL or multitalk-14b)."),
+    preset: str = typer.Option(None, "--preset", help="Override defaults.model.preset (fast, hero)."),
+    quantize: str = typer.Option(None, "--quantize", help="Override defaults.model.quantize (none, fp8, int8)."),
+    offload: str = typer.Option(None, "--offload", help="Override defaults.model.offload."),
+) -> None:
+    """Estimate chunks, DiT forwards, GPU time and peak VRAM per scene on a GPU, before rendering."""
+    import os
+
+    from multitalk.generation.gpu_plan import card, format_plan, plan_screenplay
+    from multitalk.model.configs import get_config
+
+    screenplay = _load_or_exit(file)
+    try:
+        overrides = {"preset": preset, "quantize": quantize, "offload": offload}
+        if any(v is not None for v in overrides.values()):
+            defaults = screenplay.defaults.model_copy(
+                update={"model": screenplay.defaults.model.with_overrides(**overrides)}
+            )
+            screenplay = screenplay.model_copy(update={"defaults": defaults})
+        config = get_config(model or os.environ.get("MULTITALK_MODEL", "multitalk-14b"))
+        lines = format_plan(plan_screenplay(screenplay, config, card(gpu)))
+    except ValueError as error:
+        console.print(f"error: {error}", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    for line in lines:
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def _load_or_exit(file: Path) -> Screenplay:
+    try:
+        return load_screenplay(file)
+    except ScreenplayError as error:
+        for problem in error.problems:
+            console.print(str(problem), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+# --- end plan ---------------------------------------------------------------------------------------------
 app.add_typer(cache_app, name="cache")
+app.add_typer(server_app, name="server")
 app.command()(doctor)
 
 

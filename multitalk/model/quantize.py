@@ -14,7 +14,8 @@ small, sensitive layers alone.
 `quantize_blocks` runs one block at a time on the target device, so the bf16 copy of the DiT never exists in full
 there: the loader keeps the bf16 weights on the host and each block is moved over, quantised and kept.
 
-torchao is imported on first use (it is slow to import and warns about its CUDA-only extensions on a CPU).
+torchao (the `quant` extra) is imported on first use; it is slow to import and, on a CPU-only machine, logs that
+its CUDA extensions cannot load.
 
 References: pytorch/ao `torchao.quantization` (`quantize_`, the configs above); MeiGen-AI/MultiTalk
 `--quant fp8|int8` (optimum-quanto); Micikevicius et al., "FP8 Formats for Deep Learning" (2022), arXiv:2209.05433.
@@ -50,7 +51,18 @@ def kernel_for(mode: str, device: torch.device | str) -> str:
     return "scaled_mm" if mode == "fp8" and fp8_matmul_available(device) else "dequant"
 
 
+def _torchao() -> Any:
+    try:
+        import torchao.quantization
+    except ImportError as e:
+        raise ImportError(
+            "quantize: fp8 / int8 needs torchao: pip install 'multitalk[quant]' (or torchao>=0.18,<0.19)"
+        ) from e
+    return torchao.quantization
+
+
 def _config(mode: str, device: torch.device | str) -> Any:
+    _torchao()
     from torchao.quantization import (
         Float8DynamicActivationFloat8WeightConfig,
         Float8WeightOnlyConfig,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,7 @@ def build(
                 f"{chunk.index} has no motion frames to continue from; re-run to render it again"
             )
         previous_carry = previous.carry
+    started = time.monotonic()
     width, height = renderer.frame_size(context)
     with store.writing(STAGE, planned.key) as temp:
         carry_out = temp / CARRY_DIR
@@ -137,7 +139,12 @@ def build(
                 f"renderer {renderer.name!r} gave {writer.frames} frames for chunk {chunk.index} of scene "
                 f"{context.scene_id!r}, expected {chunk.delivered}"
             )
-        result: dict[str, Any] = {"chunk": chunk.to_json(), "frames": writer.frames, "size": [width, height]}
+        result: dict[str, Any] = {
+            "chunk": chunk.to_json(),
+            "frames": writer.frames,
+            "size": [width, height],
+            "render_seconds": round(time.monotonic() - started, 3),  # for bench/bench_noop.py; not in any key
+        }
         return RenderedChunk.of(store.commit(STAGE, planned.key, temp, result))
 
 

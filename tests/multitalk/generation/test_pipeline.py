@@ -158,11 +158,10 @@ def test_missing_weights_name_every_file_and_the_readme_section(tmp_path, monkey
     for name in (VAE_FILE, OFFICIAL_DIT_SHARDS[2], f"{WAV2VEC_DIR}/config.json"):
         assert name in message
     assert "3 missing" in message and '"Official weights"' in message
-    monkeypatch.delenv("MULTITALK_WEIGHTS", raising=False)
+    monkeypatch.setenv("MULTITALK_WEIGHTS", str(root))  # read by the CLI and flows only, never by the library
     with pytest.raises(MissingWeightsError, match=r"MULTITALK_WEIGHTS.*Official weights"):
         weights_root(None)
-    monkeypatch.setenv("MULTITALK_WEIGHTS", str(root))
-    assert weights_root(None) == root and weights_root(tmp_path) == tmp_path
+    assert weights_root(tmp_path) == tmp_path
 
 
 def test_a_release_for_another_model_size_is_refused(release):
@@ -435,6 +434,7 @@ def test_out_of_memory_says_what_to_change_and_never_switches_modes(pipeline, sc
 def test_quantised_dit_stays_within_the_measured_error(release, pipeline, scene, mode, tolerance):
     """Relative L2 error of the first chunk's final latent against the fp32 pipeline (bench/RESULTS.md has the
     figures, bench/quantization_error.py: fp8 7.8e-2, int8 1.6e-2 on this tiny model; tolerance about 1.5-2x)."""
+    pytest.importorskip("torchao", reason="the quant extra (setup.sh installs it)")
     reference = _first_chunk_latent(pipeline, scene)
     quantised = MultiTalkPipeline(release, "tiny", runtime=RuntimeOptions(quantize=mode))
     assert type(quantised.dit.blocks[0].self_attn.q.weight).__name__ in ("Float8Tensor", "Int8Tensor")

@@ -135,11 +135,10 @@ def test_missing_weights_surface_as_one_message(tmp_path, monkeypatch):
     (root / WAN_DIR / T5_FILE).unlink()
     with pytest.raises(MissingWeightsError, match=rf"{T5_FILE}(.|\n)*Official weights"):
         _renderer(root).identity()
-    monkeypatch.delenv("MULTITALK_WEIGHTS", raising=False)
+    monkeypatch.setenv("MULTITALK_WEIGHTS", str(root))  # read by the CLI and flows only, never by the library
     with pytest.raises(MissingWeightsError, match="MULTITALK_WEIGHTS"):
         MultiTalkRenderer(config="tiny")
-    monkeypatch.setenv("MULTITALK_WEIGHTS", str(root))
-    assert MultiTalkRenderer(config="tiny").weights_root == root
+    assert MultiTalkRenderer(root, config="tiny").weights_root == root
 
 
 def test_the_audio_it_reads_is_the_audio_the_key_hashes(release, context):
@@ -223,21 +222,20 @@ def test_a_fast_preset_screenplay_renders_one_forward_per_step_with_its_own_keys
     default = _with(default, settings=dict(default.model.sampling))
     renderer = _renderer(weights)
     encode = EncodeSettings()
-    fast_keys = chunk_stage.plan("scene-key", fast, renderer, encode)
-    default_keys = chunk_stage.plan("scene-key", default, renderer, encode)
-    assert all(a.key != b.key for a, b in zip(fast_keys, default_keys, strict=True))
-    material = renderer.chunk_key_material(fast, fast_keys[0].chunk)
+    fast_plan = chunk_stage.plan("scene-key", fast, renderer, encode)
+    default_plan = chunk_stage.plan("scene-key", default, renderer, encode)
+    assert all(a.key != b.key for a, b in zip(fast_plan, default_plan, strict=True))
+    material = renderer.chunk_key_material(fast, fast_plan[0].chunk)
     assert material["sampling"]["steps"] == 4 and material["sampling"]["text_guidance"] == 1.0
     assert material["model"]["loras"][0]["scale"] == 1.0  # the preset's LoRA, by content
-    assert "model" not in renderer.chunk_key_material(default, default_keys[0].chunk)  # defaults add nothing
+    assert "model" not in renderer.chunk_key_material(default, default_plan[0].chunk)  # defaults add nothing
 
     store = Store(tmp_path / "outputs")
-    rendered = None
-    for planned in fast_keys:
+    for planned in fast_plan:
         rendered = chunk_stage.build(store, planned, renderer, fast, encode)
         report = renderer.pipeline(fast).last_report
         assert report.passes == ("cond",) and report.steps == 4 and report.forwards == 4
-    assert rendered.frames == fast_keys[-1].chunk.delivered
+        assert rendered.frames == planned.chunk.delivered
     pipeline = renderer.pipeline(fast)
     assert len(pipeline.loras) == 1 and pipeline.loras[0].path.name == FAST_LORA_FILE
     renderer_module.release_pipelines()
