@@ -84,7 +84,15 @@ def render(
     outputs: Path = typer.Option(None, "--outputs", "-o", help="Outputs and cache root (default: ./outputs)."),  # noqa: B008
     weights: Path = typer.Option(None, "--weights", "-w", help="Folder of the official weights."),  # noqa: B008
     model: str = typer.Option(None, "--model", help="Model config of the weights (default multitalk-14b)."),
-    devices: list[str] = typer.Option(None, "--device", "-d", help="Devices to spread scenes over (repeat)."),  # noqa: B008
+    devices: list[str] = typer.Option(  # noqa: B008
+        None,
+        "--device",
+        "-d",
+        help="Devices to spread scenes over (repeat); cuda:0+cuda:1 renders one scene across both.",
+    ),
+    gpus_per_scene: int = typer.Option(
+        None, "--gpus-per-scene", help="Cut the devices into groups of N, each rendering one scene across its N."
+    ),
     scene_deployment: str = typer.Option(
         None, "--scene-deployment", help="Fan scenes out to this deployment's workers, e.g. render-scene/gpu."
     ),
@@ -103,7 +111,7 @@ def render(
         from multitalk.audio.engine import VoiceError
 
         try:
-            done = _up_to_date(screenplay, force, renderer, outputs, weights, model, devices)
+            done = _up_to_date(screenplay, force, renderer, outputs, weights, model, devices, gpus_per_scene)
         except (ScreenplayError, VoiceError, ValueError, FileNotFoundError) as error:
             console.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_INVALID) from None
@@ -135,6 +143,7 @@ def render(
                 model=model,
                 devices=devices or None,
                 scene_deployment=scene_deployment,
+                gpus_per_scene=gpus_per_scene,
                 return_state=True,
             )
             if temporary:  # it stops when this process exits: let it record the run first
@@ -218,6 +227,7 @@ def _up_to_date(
     weights: Path | None,
     model: str | None,
     devices: list[str] | None,
+    gpus_per_scene: int | None = None,
 ) -> dict | None:
     """The manifest when every stage of the render is already in the store (published now if need be), else None.
 
@@ -237,6 +247,7 @@ def _up_to_date(
         weights=str(weights.resolve()) if weights else None,
         model=model,
         devices=devices,
+        gpus_per_scene=gpus_per_scene,
     )
     plan = plan_screenplay(screenplay, settings)
     if plan.final is None:

@@ -158,11 +158,19 @@ def render_scene(
     weights: str | None = None,
     model: str | None = None,
     devices: list[str] | None = None,
+    gpus_per_scene: int | None = None,
 ) -> dict[str, Any]:
     """Render one scene of `screenplay` into the store; returns its `SceneResult` as JSON (the stitch uses its clip)."""
     loaded, source = load_screenplay_with_source(screenplay)
     settings = resolve_settings(
-        loaded, renderer=renderer, store_root=store_root, force=force, weights=weights, model=model, devices=devices
+        loaded,
+        renderer=renderer,
+        store_root=store_root,
+        force=force,
+        weights=weights,
+        model=model,
+        devices=devices,
+        gpus_per_scene=gpus_per_scene,
     )
     scene = loaded.scene(scene_id)
     aligned, voiced = voice_and_align(loaded, source, [scene], settings)[scene_id]

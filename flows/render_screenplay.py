@@ -69,6 +69,7 @@ def render_screenplay(
     devices: list[str] | None = None,
     parallel_scenes: int | None = None,
     scene_deployment: str | None = None,
+    gpus_per_scene: int | None = None,
 ) -> dict[str, Any]:
     """Render `screenplay` (a YAML path) into `<outputs>/<name>/final.mp4`; returns the manifest.
 
@@ -87,6 +88,7 @@ def render_screenplay(
         model=model,
         devices=devices,
         parallel_scenes=parallel_scenes,
+        gpus_per_scene=gpus_per_scene,
     )
     selected = select_scenes(loaded, scenes)
     logger.info(
@@ -103,11 +105,23 @@ def render_screenplay(
         options = {"weights": weights, "model": model}
         results = fan_out_scenes(loaded, selected, audio, settings, scene_deployment, options)
     else:
-        futures = {
-            scene_id: scene_job.submit(loaded, scene_id, aligned[scene_id], audio[scene_id][1], settings)
-            for scene_id in selected
-        }
-        results = {scene_id: future.result() for scene_id, future in futures.items()}
+        # One thread per device slot (a slot is a device or a `+` group), so every slot renders a scene at once
+        # whatever the flow's own runner allows; the pool's leases keep it at one scene per slot.
+        with ThreadPoolTaskRunner(max_workers=max(1, min(len(settings.devices), len(selected)))) as scenes_runner:
+            futures = {
+                scene_id: scenes_runner.submit(
+                    scene_job,
+                    parameters={
+                        "screenplay": loaded,
+                        "scene_id": scene_id,
+                        "aligned": aligned[scene_id],
+                        "voiced": audio[scene_id][1],
+                        "settings": settings,
+                    },
+                )
+                for scene_id in selected
+            }
+            results = {scene_id: future.result() for scene_id, future in futures.items()}
     clips = {scene_id: clip.load(settings.store, result.clip_key) for scene_id, result in results.items()}
     missing = [scene_id for scene_id, found in clips.items() if found is None]
     if missing:

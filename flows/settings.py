@@ -31,8 +31,15 @@ def resolve_settings(
     devices: Iterable[str] | None = None,
     parallel_scenes: int | None = None,
     model: str | None = None,
+    gpus_per_scene: int | None = None,
 ) -> RenderSettings:
-    """Flow parameters resolved against the screenplay and the environment."""
+    """Flow parameters resolved against the screenplay and the environment.
+
+    `MULTITALK_GPUS_PER_SCENE` sets `gpus_per_scene` for a worker that owns a group of GPUs
+    (`CUDA_VISIBLE_DEVICES=0,1,2,3 MULTITALK_GPUS_PER_SCENE=4 prefect worker start --pool gpu`).
+    """
+    if gpus_per_scene is None and os.environ.get("MULTITALK_GPUS_PER_SCENE"):
+        gpus_per_scene = int(os.environ["MULTITALK_GPUS_PER_SCENE"])
     return RenderSettings.resolve(
         screenplay,
         renderer=renderer,
@@ -42,4 +49,5 @@ def resolve_settings(
         devices=devices,
         parallel_scenes=parallel_scenes,
         model=model or os.environ.get("MULTITALK_MODEL") or None,
+        gpus_per_scene=gpus_per_scene,
     )

@@ -48,7 +48,10 @@ class DevicePool:
     def __init__(self, devices: Sequence[str]):
         if not devices:
             raise ValueError("a device pool needs at least one device")
-        self.devices = tuple(devices)
+        from multitalk.distributed.device_groups import slot_names
+
+        # Canonical slots (`cuda` is `cuda:0`, `a+b` a group): one device in two slots would load its models twice.
+        self.devices = tuple(slot_names(devices))
         self._free = list(self.devices)
         self._condition = threading.Condition()
         self.busy_peak = 0
@@ -70,7 +73,9 @@ class DevicePool:
 
 def shared_pool(devices: Sequence[str]) -> DevicePool:
     """The process-wide pool for this device list (scenes of concurrent renders share devices)."""
-    key = tuple(devices)
+    from multitalk.distributed.device_groups import slot_names
+
+    key = tuple(slot_names(devices))
     with _pools_lock:
         if key not in _pools:
             _pools[key] = DevicePool(key)

@@ -395,6 +395,45 @@ class _SceneState:
     target_hw: tuple[int, int]
 
 
+def load_dit(
+    config: ModelConfig,
+    layout: WeightsLayout,
+    dtypes: DtypePolicy,
+    device: torch.device,
+    loras: Sequence[LoraSpec] = (),
+    runtime: RuntimeOptions | None = None,
+) -> tuple[MultiTalkDiT, BlockSwap | None]:
+    """The DiT with its LoRAs merged, quantised and placed as the runtime options say, and its block swap if any.
+
+    With quantisation or block swap the bf16 weights are loaded on the host and go to the device one block at a
+    time (quantised there, or swapped), so the full bf16 DiT never sits on the device. Module-level so that the
+    ranks of a device group (multitalk.distributed) load their DiT exactly as the pipeline does.
+    """
+    rt, dev = runtime or RuntimeOptions(), device
+    staged = dev.type != "cpu" and (rt.quantize != "none" or rt.blocks_on_gpu is not None)
+    home = torch.device("cpu") if staged else dev
+    meta = build_on_meta(lambda: MultiTalkDiT(config.dit))
+    dit = load_dit_weights(meta, layout, dtype=dtypes.dit, device=home)
+    merge_loras(dit, loras)
+    dit.eval().requires_grad_(False)
+    resident = rt.blocks_on_gpu
+    for name, child in dit.named_children():  # everything but the blocks is small: it stays on the device
+        if name != "blocks":
+            child.to(dev)
+    for name, param in dit.named_parameters(recurse=False):
+        dit._parameters[name] = torch.nn.Parameter(param.to(dev), requires_grad=False)
+    if rt.quantize != "none":
+        quantize_blocks(dit.blocks, rt.quantize, dev, keep=None if resident is None else range(resident))
+    block_swap = None
+    if resident is not None:
+        block_swap = BlockSwap(dit.blocks, resident, dev)
+    else:
+        dit.blocks.to(dev)
+    if rt.compile:
+        compile_blocks(dit.blocks)
+    return dit, block_swap
+
+
 class MultiTalkPipeline:
     """The MultiTalk models of one release on one device; renders any number of chunks of any scenes.
 
@@ -433,6 +472,9 @@ class MultiTalkPipeline:
         self._scene_texts: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self._scene_cache: OrderedDict[tuple, _SceneState] = OrderedDict()
         self.last_report: ChunkReport | None = None
+        # Multi-device hook (multitalk.distributed.scene_worker): samples a chunk's latent over a process group,
+        # with `sample_latent`'s signature; None: `sample_latent` on this device.
+        self.latent_sampler: Callable[..., torch.Tensor] | None = None
         self._load()
 
     # -- loading ----------------------------------------------------------------------------------------
@@ -466,32 +508,7 @@ class MultiTalkPipeline:
         )
 
     def _load_dit(self) -> MultiTalkDiT:
-        """The DiT with its LoRAs merged, quantised and placed as the runtime options say.
-
-        With quantisation or block swap the bf16 weights are loaded on the host and go to the device one block at a
-        time (quantised there, or swapped), so the full bf16 DiT never sits on the device.
-        """
-        cfg, rt, dev = self.config, self.runtime, self.device
-        staged = dev.type != "cpu" and (rt.quantize != "none" or rt.blocks_on_gpu is not None)
-        home = torch.device("cpu") if staged else dev
-        meta = build_on_meta(lambda: MultiTalkDiT(cfg.dit))
-        dit = load_dit_weights(meta, self.layout, dtype=self.dtypes.dit, device=home)
-        merge_loras(dit, self.loras)
-        dit.eval().requires_grad_(False)
-        resident = rt.blocks_on_gpu
-        for name, child in dit.named_children():  # everything but the blocks is small: it stays on the device
-            if name != "blocks":
-                child.to(dev)
-        for name, param in dit.named_parameters(recurse=False):
-            dit._parameters[name] = torch.nn.Parameter(param.to(dev), requires_grad=False)
-        if rt.quantize != "none":
-            quantize_blocks(dit.blocks, rt.quantize, dev, keep=None if resident is None else range(resident))
-        if resident is not None:
-            self.block_swap = BlockSwap(dit.blocks, resident, dev)
-        else:
-            dit.blocks.to(dev)
-        if rt.compile:
-            compile_blocks(dit.blocks)
+        dit, self.block_swap = load_dit(self.config, self.layout, self.dtypes, self.device, self.loras, self.runtime)
         return dit
 
     def _check_dit_config(self) -> None:
@@ -729,7 +746,8 @@ class MultiTalkPipeline:
         """
         settings = settings or SamplingSettings()
         cond = self.conditions(spec, chunk, audio, previous, settings)
-        latent = self.sample_latent(cond, spec.seed, chunk.index, settings, spec.resolution, on_step)
+        sampler = self.latent_sampler or self.sample_latent
+        latent = sampler(cond, spec.seed, chunk.index, settings, spec.resolution, on_step)
         motion_frames = self.config.geometry.motion_frames
         keep: deque[torch.Tensor] = deque(maxlen=motion_frames)
         first, last = chunk.local_deliver

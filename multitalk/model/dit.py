@@ -37,7 +37,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,9 @@ from torch import nn
 
 from multitalk.model.attention import attention
 from multitalk.model.rope import apply_lrope, apply_rope_3d, rope_angle_tables, rope_grid_freqs
+
+if TYPE_CHECKING:  # sequence parallel hooks (multitalk/distributed); the model runs without them
+    from multitalk.distributed.sequence_parallel import SequenceShard
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +241,7 @@ def lrope_query_positions(
     person1_range: tuple[float, float],
     person2_range: tuple[float, float],
     background: float,
+    bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """L-RoPE position and class of every visual token from its reference-attention map.
 
@@ -247,13 +251,18 @@ def lrope_query_positions(
 
     Args:
         ref_map: (B, 3, L) reference-attention map.
+        bounds: (lo, hi), each (B, 3, 1), the row minima and maxima over all tokens when `ref_map` holds only
+            a shard of them (sequence parallel); None: taken from `ref_map`.
 
     Returns:
         positions (B, L) float32 and classes (B, L) int64.
     """
     ref_map = ref_map.float()
-    hi = ref_map.amax(dim=-1, keepdim=True)  # (B, 3, 1)
-    lo = ref_map.amin(dim=-1, keepdim=True)  # (B, 3, 1)
+    if bounds is None:
+        hi = ref_map.amax(dim=-1, keepdim=True)  # (B, 3, 1)
+        lo = ref_map.amin(dim=-1, keepdim=True)  # (B, 3, 1)
+    else:
+        lo, hi = (b.float() for b in bounds)
     normalised = (ref_map - lo) / (hi - lo + 1e-8)  # (B, 3, L)
     (lo1, hi1), (lo2, hi2) = person1_range, person2_range
     person1 = normalised[:, 0] * (hi1 - lo1) + lo1  # (B, L)
@@ -317,10 +326,13 @@ class SelfAttention(nn.Module):
         freqs: torch.Tensor,
         ref_index: torch.Tensor | None = None,
         ref_masks: torch.Tensor | None = None,
+        shard: SequenceShard | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, L, C) -> (B, L, C), and the (b, 3, L) reference map of the samples in `ref_index`.
 
-        `ref_masks` (b, 3, N0) are the class masks on the first latent frame's N0 tokens.
+        `ref_masks` (b, 3, N0) are the class masks on the first latent frame's N0 tokens. With a `shard`, x
+        and freqs hold this rank's tokens only: attention runs over all tokens (heads <-> tokens all-to-all)
+        and the reference keys of frame 0 come from whichever ranks hold them.
         """
         b, seq, _ = x.shape
         q = self.norm_q(self.q(x)).view(b, seq, self.num_heads, self.head_dim)  # (B, L, H, D)
@@ -328,14 +340,14 @@ class SelfAttention(nn.Module):
         v = self.v(x).view(b, seq, self.num_heads, self.head_dim)  # (B, L, H, D)
         q = apply_rope_3d(q, freqs)
         k = apply_rope_3d(k, freqs)
-        out = self.o(attention(q, k, v).flatten(2))  # (B, L, C)
+        attended = attention(q, k, v) if shard is None else shard.attention(q, k, v, attention)
+        out = self.o(attended.flatten(2))  # (B, L, C)
         ref_map = None
         if ref_index is not None:
             n_ref = ref_masks.shape[-1]
             with torch.no_grad():
-                ref_map = reference_attention_map(
-                    q[ref_index], k[ref_index, :n_ref], ref_masks, self.head_groups
-                )  # (b, 3, L)
+                k_ref = k[ref_index, :n_ref] if shard is None else shard.reference_keys(k[ref_index], n_ref)
+                ref_map = reference_attention_map(q[ref_index], k_ref, ref_masks, self.head_groups)  # (b, 3, L)
         return out, ref_map
 
 
@@ -387,10 +399,12 @@ class AudioCrossAttention(nn.Module):
         audio_tokens: torch.Tensor,
         q_positions: torch.Tensor | None = None,
         k_positions: torch.Tensor | None = None,
+        shard: SequenceShard | None = None,
     ) -> torch.Tensor:
         """Visual tokens x (B, F*S, C) and audio tokens (B, F, N_a, C_a) -> (B, F*S, C).
 
-        With `q_positions` (B, F*S) and `k_positions` (N_a,) the queries and keys get a 1-D L-RoPE.
+        With `q_positions` (B, F*S) and `k_positions` (N_a,) the queries and keys get a 1-D L-RoPE. With a
+        `shard`, x (and q_positions) hold this rank's tokens only, which may start and end inside a frame.
         """
         b, seq, dim = x.shape
         frames = audio_tokens.shape[1]
@@ -401,6 +415,8 @@ class AudioCrossAttention(nn.Module):
         if q_positions is not None:
             q = apply_lrope(q, q_positions, self.lrope_base)
             k = apply_lrope(k, k_positions, self.lrope_base)
+        if shard is not None:
+            return self.proj(shard.frame_attention(q, k, v, frames, attention).reshape(b, seq, dim))
         q = rearrange(q, "b (f s) h d -> (b f) s h d", f=frames)  # (B*F, S, H, D): each frame hears its audio
         out = attention(q, k, v).reshape(b, seq, dim)  # (B, L, C)
         return self.proj(out)
@@ -443,8 +459,9 @@ class DiTBlock(nn.Module):
         context: torch.Tensor,
         audio_groups: Sequence[AudioGroup],
         capture: dict[str, Any] | None = None,
+        shard: SequenceShard | None = None,
     ) -> torch.Tensor:
-        """x (B, L, C) in the parameter dtype, e0 (B, 6, C) fp32 -> (B, L, C)."""
+        """x (B, L, C) in the parameter dtype, e0 (B, 6, C) fp32 -> (B, L, C); L is local with a `shard`."""
         dtype = x.dtype
         shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation.float() + e0).chunk(6, dim=1)
         two = next((g for g in audio_groups if g.persons == 2), None)
@@ -454,10 +471,11 @@ class DiTBlock(nn.Module):
             freqs,
             ref_index=None if two is None else two.index,
             ref_masks=None if two is None else two.masks,
+            shard=shard,
         )
         x = (x + y * gate1).to(dtype)
         x = x + self.cross_attn(self.norm3(x), context)
-        x = x + self._audio(self.norm_x(x), audio_groups, ref_map, capture)
+        x = x + self._audio(self.norm_x(x), audio_groups, ref_map, capture, shard)
         y = self.ffn((self.norm2(x).float() * (1 + scale2) + shift2).to(dtype))
         return (x + y * gate2).to(dtype)
 
@@ -467,13 +485,14 @@ class DiTBlock(nn.Module):
         audio_groups: Sequence[AudioGroup],
         ref_map: torch.Tensor | None,
         capture: dict[str, Any] | None,
+        shard: SequenceShard | None = None,
     ) -> torch.Tensor:
         """Audio cross-attention of each person-count group, scattered back into batch order."""
         if len(audio_groups) == 1:
-            return self._audio_group(x, audio_groups[0], ref_map, capture)
+            return self._audio_group(x, audio_groups[0], ref_map, capture, shard)
         out = torch.zeros_like(x)  # (B, L, C)
         for group in audio_groups:
-            out.index_copy_(0, group.index, self._audio_group(x[group.index], group, ref_map, capture))
+            out.index_copy_(0, group.index, self._audio_group(x[group.index], group, ref_map, capture, shard))
         return out
 
     def _audio_group(
@@ -482,20 +501,22 @@ class DiTBlock(nn.Module):
         group: AudioGroup,
         ref_map: torch.Tensor | None,
         capture: dict[str, Any] | None,
+        shard: SequenceShard | None = None,
     ) -> torch.Tensor:
         """x (b, L, C) of one group -> (b, L, C); two persons get L-RoPE positions from `ref_map`."""
         if group.persons == 1:
-            return self.audio_cross_attn(x, group.tokens)
+            return self.audio_cross_attn(x, group.tokens, shard=shard)
         cfg = self.cfg
+        bounds = None if shard is None else shard.extrema(ref_map)  # min-max over every rank's tokens
         q_pos, classes = lrope_query_positions(
-            ref_map, cfg.lrope_person1_range, cfg.lrope_person2_range, cfg.lrope_background
+            ref_map, cfg.lrope_person1_range, cfg.lrope_person2_range, cfg.lrope_background, bounds
         )  # (b, L), (b, L)
         if capture is not None:
             capture["ref_attn_map"].append(ref_map)
             capture["lrope_q_pos"].append(q_pos)
             capture["lrope_class"].append(classes)
             capture["lrope_k_pos"].append(group.key_positions.repeat(group.tokens.shape[1]))
-        return self.audio_cross_attn(x, group.tokens, q_pos, group.key_positions)
+        return self.audio_cross_attn(x, group.tokens, q_pos, group.key_positions, shard)
 
 
 class Head(nn.Module):
@@ -576,6 +597,7 @@ class DiTInputs:
     freqs: torch.Tensor  # (L, head_dim/2) complex128 3-D RoPE rotations
     grid: tuple[int, int, int]  # token grid (frames, rows, cols)
     audio_groups: tuple[AudioGroup, ...]  # samples grouped by person count
+    shard: SequenceShard | None = None  # sequence parallel: x and freqs hold this rank's tokens only
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -769,12 +791,14 @@ class MultiTalkDiT(nn.Module):
                 capture[key] = []
         x = inputs.x
         for block in self.blocks:
-            x = block(x, inputs.e0, inputs.freqs, inputs.context, inputs.audio_groups, capture)
+            x = block(x, inputs.e0, inputs.freqs, inputs.context, inputs.audio_groups, capture, inputs.shard)
         return x
 
     def finish(self, inputs: DiTInputs, x: torch.Tensor) -> torch.Tensor:
         """Head + unpatchify: (B, L, C) -> (B, out_dim, F, H, W) float32."""
         out = self.head(x, inputs.e)  # (B, L, prod(patch)*c)
+        if inputs.shard is not None:
+            out = inputs.shard.gather(out)  # every rank's tokens, in order
         f, h, w = inputs.grid
         pf, ph, pw = self.cfg.patch_size
         c = self.cfg.out_dim

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from multitalk.distributed.device_groups import GROUP_SEPARATOR
 from multitalk.renderers.base import Renderer
 from multitalk.renderers.preview import PreviewRenderer
 
@@ -28,6 +29,11 @@ def _make(name: str, device: str, weights: str | None, model: str) -> Renderer:
         return PreviewRenderer()
     if name == "multitalk":
         # Imported on demand: the model stack is heavy and the preview renderer needs none of it.
+        if GROUP_SEPARATOR in device:  # `cuda:0+cuda:1`: one scene across the group's devices
+            from multitalk.distributed.device_groups import DeviceGroup
+            from multitalk.distributed.group_renderer import GroupRenderer
+
+            return GroupRenderer(DeviceGroup.parse(device), weights, config=model)
         from multitalk.renderers.multitalk import MultiTalkRenderer
 
         return MultiTalkRenderer(weights, config=model, device=device)

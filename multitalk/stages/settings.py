@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from multitalk.devices import cpu_slots, visible_devices
+from multitalk.distributed.device_groups import slot_names
 from multitalk.media.video_writer import EncodeSettings
 from multitalk.screenplay.schema import Screenplay
 from multitalk.stages.stage import Stage, parse_stages
@@ -28,7 +29,7 @@ class RenderSettings:
     renderer: str
     force: frozenset[Stage]
     weights: str | None
-    devices: tuple[str, ...]
+    devices: tuple[str, ...]  # device slots, one scene each: `cuda:0`, or a group `cuda:0+cuda:1` for one scene
     model: str = DEFAULT_MODEL  # model config name for the multitalk renderer (tests use "tiny")
     encode: EncodeSettings = field(default_factory=EncodeSettings)
 
@@ -48,6 +49,7 @@ class RenderSettings:
         devices: Iterable[str] | None = None,
         parallel_scenes: int | None = None,
         model: str | None = None,
+        gpus_per_scene: int | None = None,
     ) -> RenderSettings:
         name = renderer or screenplay.defaults.renderer
         if name not in RENDERERS:
@@ -56,6 +58,8 @@ class RenderSettings:
         if not chosen:
             gpus = visible_devices() if name == "multitalk" else []
             chosen = tuple(gpus) if gpus else tuple(cpu_slots(parallel_scenes or 2))
+        # Canonical names (cuda is cuda:0), `+` groups, --gpus-per-scene; a device in two slots is an error.
+        chosen = tuple(slot_names(chosen, gpus_per_scene))
         return cls(
             store_root=Path(store_root) if store_root else Path.cwd() / "outputs",
             renderer=name,
