@@ -433,7 +433,7 @@ class MultiTalkPipeline:
     def _load(self) -> None:
         cfg, layout, dt, dev = self.config, self.layout, self.dtypes, self.device
         self._check_dit_config()
-        self.dit = W.load_dit_weights(W.build_on_meta(lambda: MultiTalkDiT(cfg.dit)), layout, dtype=dt.dit, device=dev)
+        self.dit = self._load_dit()
         merge_loras(self.dit, self.loras)
         self.dit.eval().requires_grad_(False)
         self.vae = W.load_pth_checkpoint(W.build_on_meta(lambda: WanVAE(cfg.vae)), layout.vae, dtype=dt.vae, device=dev)
@@ -459,6 +459,11 @@ class MultiTalkPipeline:
             layout.root,
             dt.dit,
         )
+
+    def _load_dit(self) -> MultiTalkDiT:
+        """The DiT from the release's files (InfiniteTalk reads another adapter file: it overrides this)."""
+        model = W.build_on_meta(lambda: MultiTalkDiT(self.config.dit))
+        return W.load_dit_weights(model, self.layout, dtype=self.dtypes.dit, device=self.device)
 
     def _check_dit_config(self) -> None:
         """The release's DiT `config.json` must describe the model config we build."""
@@ -637,15 +642,7 @@ class MultiTalkPipeline:
             self.batch_passes = False
 
         denoise = _Denoiser(self.dit, cond, teacache, self.batch_passes, fell_back)
-        latent = sample(
-            denoise,
-            noise,
-            guidance=guidance,
-            schedule=schedule,
-            motion=cond.motion,
-            generator=generator,
-            on_step=on_step,
-        )
+        latent = self._sample(denoise, noise, guidance, schedule, cond, generator, on_step)
         self.last_report = ChunkReport(
             chunk_index=chunk_index,
             steps=settings.steps,
@@ -657,6 +654,27 @@ class MultiTalkPipeline:
             forwards=denoise.forwards,
         )
         return latent
+
+    def _sample(
+        self,
+        denoise: _Denoiser,
+        noise: torch.Tensor,
+        guidance: Guidance,
+        schedule: torch.Tensor,
+        cond: ChunkConditions,
+        generator: torch.Generator,
+        on_step: Callable[[Step, torch.Tensor], None] | None,
+    ) -> torch.Tensor:
+        """The sampling loop: MultiTalk re-noises the motion latent (InfiniteTalk pins it clean: it overrides this)."""
+        return sample(
+            denoise,
+            noise,
+            guidance=guidance,
+            schedule=schedule,
+            motion=cond.motion,
+            generator=generator,
+            on_step=on_step,
+        )
 
     @torch.no_grad()
     def decode(self, latent: torch.Tensor, reference: torch.Tensor, strength: float) -> Iterator[torch.Tensor]:

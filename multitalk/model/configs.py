@@ -18,6 +18,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,3 +220,13 @@ def get_config(name: str | ModelConfig) -> ModelConfig:
     if name not in CONFIGS:
         raise ValueError(f"unknown model config {name!r} (known: {', '.join(CONFIGS)})")
     return CONFIGS[name]
+
+
+# InfiniteTalk (INFINITETALK_SPEC.md §2, §6): the MultiTalk stack and weights layout of the same base, with 9 motion
+# frames (3 latent frames) carried between 81-frame chunks, so every later chunk adds 72 frames.
+CONFIGS["infinitetalk-14b"] = dataclasses.replace(
+    CONFIGS["multitalk-14b"], name="infinitetalk-14b", geometry=ChunkGeometry(frame_num=81, motion_frames=9)
+)
+CONFIGS["tiny-infinitetalk"] = dataclasses.replace(
+    CONFIGS["tiny"], name="tiny-infinitetalk", geometry=ChunkGeometry(frame_num=17, motion_frames=5)
+)
