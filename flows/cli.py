@@ -155,7 +155,8 @@ def timeline(
 def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
     """Fail fast, before any compute, when the official weights are not where the render will look."""
     from flows.settings import RenderSettings
-    from multitalk.model.weights import MissingWeightsError, resolve_weights
+    from multitalk.model.checkpoint import MissingWeightsError
+    from multitalk.model.release import resolve_weights
 
     folder = weights or RenderSettings.resolve(screenplay, renderer="multitalk").weights
     if folder is None:

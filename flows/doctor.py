@@ -117,7 +117,8 @@ def check_gpu() -> list[Check]:
 
 def check_weights_folder(weights: Path | None) -> Check:
     """The official weights (for the multitalk renderer): which files are there and which are missing."""
-    from multitalk.model.weights import README_POINTER, check_weights
+    from multitalk.model.checkpoint import README_POINTER
+    from multitalk.model.release import check_weights
 
     folder = weights or (Path(os.environ["MULTITALK_WEIGHTS"]) if os.environ.get("MULTITALK_WEIGHTS") else None)
     if folder is None:

@@ -61,8 +61,8 @@ from multitalk.generation.sampler import Denoiser, Guidance, GuidancePass, Step,
 from multitalk.generation.streaming import Chunk
 from multitalk.media.source_video import SourceVideo
 from multitalk.model import infinitetalk_weights as ITW
-from multitalk.model import weights as W
 from multitalk.model.buckets import fit_image_to_bucket
+from multitalk.model.checkpoint import build_on_meta
 from multitalk.model.configs import ModelConfig
 from multitalk.model.dit import MultiTalkDiT
 from multitalk.model.masks import build_person_masks
@@ -227,7 +227,7 @@ class InfiniteTalkPipeline(MultiTalkPipeline):
         super().__init__(layout, config, **options)
 
     def _load_dit(self) -> MultiTalkDiT:
-        model = W.build_on_meta(lambda: MultiTalkDiT(self.config.dit))
+        model = build_on_meta(lambda: MultiTalkDiT(self.config.dit))
         return ITW.load_infinitetalk_dit(
             model, self.layout, dtype=self.dtypes.dit, device=self.device, quantize=self.quantize
         )

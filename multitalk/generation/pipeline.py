@@ -71,14 +71,22 @@ from multitalk.generation.sampler import (
 )
 from multitalk.generation.streaming import SAMPLES_PER_FRAME_16K, Chunk
 from multitalk.generation.teacache import TeaCache, TeaCacheSettings, cached_forward
-from multitalk.model import weights as W
 from multitalk.model.buckets import choose_bucket, fit_image_to_bucket
+from multitalk.model.checkpoint import (
+    README_POINTER,
+    MissingWeightsError,
+    WeightsError,
+    build_on_meta,
+    load_pth_checkpoint,
+)
 from multitalk.model.clip import ClipImageEncoder
 from multitalk.model.color import match_color
 from multitalk.model.configs import ModelConfig, get_config
 from multitalk.model.dit import DiTInputs, MultiTalkDiT
+from multitalk.model.dtype_policy import DTYPE_POLICIES, DtypePolicy
 from multitalk.model.lora import LoraSpec, merge_loras
 from multitalk.model.masks import Placement, build_person_masks
+from multitalk.model.release import WeightsLayout, load_dit_weights, resolve_weights
 from multitalk.model.t5 import DEFAULT_NEGATIVE_PROMPT, T5TextEncoder, build_umt5_encoder, load_tokenizer
 from multitalk.model.vae import WanVAE
 from multitalk.model.wav2vec import features_for_frames, load_wav2vec, window_features
@@ -211,25 +219,25 @@ def weights_root(explicit: str | Path | None = None) -> Path:
     env = os.environ.get(WEIGHTS_ENV)
     if env:
         return Path(env).expanduser()
-    raise W.MissingWeightsError(
+    raise MissingWeightsError(
         f"no weights folder given for the multitalk renderer: set `defaults.weights` in the screenplay, pass "
-        f"--weights, or set {WEIGHTS_ENV}; {W.README_POINTER}"
+        f"--weights, or set {WEIGHTS_ENV}; {README_POINTER}"
     )
 
 
-def default_dtype_policy(device: torch.device | str) -> W.DtypePolicy:
+def default_dtype_policy(device: torch.device | str) -> DtypePolicy:
     """The official dtypes on a GPU (DiT bf16, T5 bf16, CLIP fp16, VAE / wav2vec fp32), fp32 on the CPU."""
-    return W.DTYPE_POLICIES["official" if torch.device(device).type == "cuda" else "fp32"]
+    return DTYPE_POLICIES["official" if torch.device(device).type == "cuda" else "fp32"]
 
 
-def resolve_dtype_policy(policy: str | W.DtypePolicy | None, device: torch.device | str) -> W.DtypePolicy:
+def resolve_dtype_policy(policy: str | DtypePolicy | None, device: torch.device | str) -> DtypePolicy:
     if policy is None:
         return default_dtype_policy(device)
-    if isinstance(policy, W.DtypePolicy):
+    if isinstance(policy, DtypePolicy):
         return policy
-    if policy not in W.DTYPE_POLICIES:
-        raise ValueError(f"unknown dtype policy {policy!r} (known: {', '.join(W.DTYPE_POLICIES)})")
-    return W.DTYPE_POLICIES[policy]
+    if policy not in DTYPE_POLICIES:
+        raise ValueError(f"unknown dtype policy {policy!r} (known: {', '.join(DTYPE_POLICIES)})")
+    return DTYPE_POLICIES[policy]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -401,11 +409,11 @@ class MultiTalkPipeline:
 
     def __init__(
         self,
-        weights: str | Path | W.WeightsLayout,
+        weights: str | Path | WeightsLayout,
         config: str | ModelConfig = "multitalk-14b",
         *,
         device: str | torch.device = "cpu",
-        dtype_policy: str | W.DtypePolicy | None = None,
+        dtype_policy: str | DtypePolicy | None = None,
         t5_device: str | torch.device | None = None,
         offload_t5: bool = True,
         batch_passes: bool = True,
@@ -414,7 +422,7 @@ class MultiTalkPipeline:
         self.config = get_config(config)
         self.device = torch.device(device)
         self.dtypes = resolve_dtype_policy(dtype_policy, self.device)
-        self.layout = weights if isinstance(weights, W.WeightsLayout) else W.resolve_weights(Path(weights))
+        self.layout = weights if isinstance(weights, WeightsLayout) else resolve_weights(Path(weights))
         self.loras = tuple(loras)
         self.batch_passes = batch_passes
         self.offload_t5 = offload_t5 and self.device.type != "cpu"
@@ -436,7 +444,7 @@ class MultiTalkPipeline:
         self.dit = self._load_dit()
         merge_loras(self.dit, self.loras)
         self.dit.eval().requires_grad_(False)
-        self.vae = W.load_pth_checkpoint(W.build_on_meta(lambda: WanVAE(cfg.vae)), layout.vae, dtype=dt.vae, device=dev)
+        self.vae = load_pth_checkpoint(build_on_meta(lambda: WanVAE(cfg.vae)), layout.vae, dtype=dt.vae, device=dev)
         self.vae.eval().requires_grad_(False)
         self.text_encoder = T5TextEncoder(
             build_umt5_encoder(cfg.t5, layout.t5, dtype=dt.t5, device=self.t5_home),
@@ -447,7 +455,7 @@ class MultiTalkPipeline:
         self.wav2vec = load_wav2vec(layout.wav2vec_dir, dev)
         wav_cfg = self.wav2vec.config
         if (wav_cfg.num_hidden_layers, wav_cfg.hidden_size) != (cfg.dit.audio_blocks, cfg.dit.audio_channels):
-            raise W.WeightsError(
+            raise WeightsError(
                 f"{layout.wav2vec_dir}: wav2vec2 has {wav_cfg.num_hidden_layers} layers x {wav_cfg.hidden_size}, "
                 f"model config {cfg.name!r} expects {cfg.dit.audio_blocks} x {cfg.dit.audio_channels}"
             )
@@ -462,15 +470,15 @@ class MultiTalkPipeline:
 
     def _load_dit(self) -> MultiTalkDiT:
         """The DiT from the release's files (InfiniteTalk reads another adapter file: it overrides this)."""
-        model = W.build_on_meta(lambda: MultiTalkDiT(self.config.dit))
-        return W.load_dit_weights(model, self.layout, dtype=self.dtypes.dit, device=self.device)
+        model = build_on_meta(lambda: MultiTalkDiT(self.config.dit))
+        return load_dit_weights(model, self.layout, dtype=self.dtypes.dit, device=self.device)
 
     def _check_dit_config(self) -> None:
         """The release's DiT `config.json` must describe the model config we build."""
         try:
             found = json.loads(self.layout.dit_config.read_text())
         except (OSError, json.JSONDecodeError) as e:
-            raise W.WeightsError(f"{self.layout.dit_config}: unreadable DiT config ({e}); re-download it") from e
+            raise WeightsError(f"{self.layout.dit_config}: unreadable DiT config ({e}); re-download it") from e
         d = self.config.dit
         expected = {
             "dim": d.dim,
@@ -484,7 +492,7 @@ class MultiTalkPipeline:
         }
         wrong = {k: found[k] for k, v in expected.items() if k in found and found[k] != v}
         if wrong:
-            raise W.WeightsError(
+            raise WeightsError(
                 f"{self.layout.dit_config} describes a different DiT ({wrong}) than model config "
                 f"{self.config.name!r} ({ {k: expected[k] for k in wrong} }); pick the matching config"
             )

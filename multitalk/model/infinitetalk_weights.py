@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from multitalk.model import weights as W
+from multitalk.model import checkpoint as C
+from multitalk.model import release as R
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ QUANT_DIR = "quant_models"
 QUANT_FORMATS = ("fp8", "int8")
 LAYOUT_HELP = (
     "Expected under the weights root (InfiniteTalk reads the MultiTalk base files and one InfiniteTalk file):\n"
-    f"  {W.WAN_DIR}/ with the 7 DiT shards, {W.DIT_CONFIG}, VAE, T5 and CLIP files;\n"
-    f"  {W.WAV2VEC_DIR}/;\n"
+    f"  {R.WAN_DIR}/ with the 7 DiT shards, {R.DIT_CONFIG}, VAE, T5 and CLIP files;\n"
+    f"  {R.WAV2VEC_DIR}/;\n"
     f"  {INFINITETALK_DIR}/single/{ADAPTER_FILE} (one speaker) and/or {INFINITETALK_DIR}/multi/{ADAPTER_FILE}\n"
     "  (two speakers), as `huggingface-cli download MeiGen-AI/InfiniteTalk` lays them out."
 )
@@ -61,7 +62,7 @@ def variant_for(persons: int) -> str:
 
 def _root_dirs(root: Path) -> tuple[Path, Path]:
     """(Wan folder, folder its siblings live in), as for MultiTalk."""
-    return W._locate_dirs(Path(root))
+    return R._locate_dirs(Path(root))
 
 
 def adapter_path(root: Path, variant: str) -> Path:
@@ -86,7 +87,7 @@ def available_variants(root: Path) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class InfiniteTalkLayout(W.WeightsLayout):
+class InfiniteTalkLayout(R.WeightsLayout):
     """A resolved release: the MultiTalk base paths plus the InfiniteTalk file of one variant."""
 
     variant: str = "single"
@@ -96,33 +97,33 @@ class InfiniteTalkLayout(W.WeightsLayout):
     def component_files(self, component: str) -> dict[str, Path]:
         if component != "dit":
             return super().component_files(component)
-        named = {W.DIT_CONFIG: self.dit_config}
+        named = {R.DIT_CONFIG: self.dit_config}
         named.update({p.name: p for p in self.base_shards})
         named[f"{INFINITETALK_DIR}/{self.variant}/{ADAPTER_FILE}"] = self.adapter
         return named
 
 
-def survey(root: Path, variant: str) -> list[W.WeightFile]:
+def survey(root: Path, variant: str) -> list[R.WeightFile]:
     """Every file an InfiniteTalk `variant` render needs, present or not (never raises for absence)."""
     root = Path(root)
     wan, _ = _root_dirs(root)
-    entries = [e for e in W.check_weights(root) if e.component != "dit"]  # VAE, T5, CLIP, wav2vec: as MultiTalk
-    dit = [W.WeightFile("dit", "DiT config", wan / W.DIT_CONFIG, (wan / W.DIT_CONFIG).is_file())]
-    for name in W.OFFICIAL_DIT_SHARDS:
-        dit.append(W.WeightFile("dit", "DiT shard", wan / name, (wan / name).is_file(), "official shard name"))
+    entries = [e for e in R.check_weights(root) if e.component != "dit"]  # VAE, T5, CLIP, wav2vec: as MultiTalk
+    dit = [R.WeightFile("dit", "DiT config", wan / R.DIT_CONFIG, (wan / R.DIT_CONFIG).is_file())]
+    for name in R.OFFICIAL_DIT_SHARDS:
+        dit.append(R.WeightFile("dit", "DiT shard", wan / name, (wan / name).is_file(), "official shard name"))
     adapter = adapter_path(root, variant)
     others = [v for v in available_variants(root) if v != variant]
     note = f"only {', '.join(others)} present" if others else ""
-    dit.append(W.WeightFile("dit", f"InfiniteTalk {variant} adapter", adapter, adapter.is_file(), note))
+    dit.append(R.WeightFile("dit", f"InfiniteTalk {variant} adapter", adapter, adapter.is_file(), note))
     return dit + entries
 
 
-def format_missing(root: Path, missing: Sequence[W.WeightFile]) -> str:
+def format_missing(root: Path, missing: Sequence[R.WeightFile]) -> str:
     """The one message listing every missing file, the expected layout and where to get them."""
     lines = [f"InfiniteTalk weights under {root} are incomplete: {len(missing)} missing"]
     for e in missing:
         note = f" — {e.note}" if e.note else ""
-        lines.append(f"  - {W._display(e.path, Path(root))} ({e.role}){note}")
+        lines.append(f"  - {R._display(e.path, Path(root))} ({e.role}){note}")
     lines.append(LAYOUT_HELP)
     lines.append(README_POINTER[0].upper() + README_POINTER[1:] + ".")
     return "\n".join(lines)
@@ -135,24 +136,24 @@ def resolve_infinitetalk_weights(root: Path, variant: str) -> InfiniteTalkLayout
         raise ValueError(f"unknown InfiniteTalk variant {variant!r} (known: {', '.join(VARIANTS)})")
     missing = [e for e in survey(root, variant) if not e.present]
     if missing:
-        raise W.MissingWeightsError(format_missing(root, missing))
+        raise C.MissingWeightsError(format_missing(root, missing))
     wan, base = _root_dirs(root)
-    shards = tuple(wan / name for name in W.OFFICIAL_DIT_SHARDS)
+    shards = tuple(wan / name for name in R.OFFICIAL_DIT_SHARDS)
     adapter = adapter_path(root, variant)
     layout = InfiniteTalkLayout(
         root=root,
         kind=f"infinitetalk-{variant}",
         wan_dir=wan,
         multitalk_dir=None,
-        wav2vec_dir=base / W.WAV2VEC_DIR,
-        dit_config=wan / W.DIT_CONFIG,
+        wav2vec_dir=base / R.WAV2VEC_DIR,
+        dit_config=wan / R.DIT_CONFIG,
         dit_index=adapter,  # no index: the shards are read by their official names, then the adapter
         dit_shards={**{p.name: p for p in shards}, f"{variant}/{ADAPTER_FILE}": adapter},
-        vae=wan / W.VAE_FILE,
-        t5=wan / W.T5_FILE,
-        t5_tokenizer=wan / W.T5_TOKENIZER,
-        clip=wan / W.CLIP_FILE,
-        clip_tokenizer=wan / W.CLIP_TOKENIZER,
+        vae=wan / R.VAE_FILE,
+        t5=wan / R.T5_FILE,
+        t5_tokenizer=wan / R.T5_TOKENIZER,
+        clip=wan / R.CLIP_FILE,
+        clip_tokenizer=wan / R.CLIP_TOKENIZER,
         variant=variant,
         adapter=adapter,
         base_shards=shards,
@@ -169,7 +170,7 @@ def merge_plan(files: Sequence[Path]) -> tuple[dict[Path, list[str]], dict[str, 
     owner: dict[str, Path] = {}
     overridden: dict[str, Path] = {}
     for path in files:
-        _, entries, _ = W.read_safetensors_header(path)
+        _, entries, _ = C.read_safetensors_header(path)
         for key in entries:
             if key in owner:
                 overridden[key] = owner[key]
@@ -191,7 +192,7 @@ def load_infinitetalk_dit(
     """Fill a meta-built DiT from the 7 base shards + the InfiniteTalk file, the adapter's keys winning; strict."""
     if quantize not in (None, "none"):
         found = quant_file(layout.root, layout.variant, quantize)
-        raise W.WeightsError(
+        raise C.WeightsError(
             f"quantize: {quantize} is not supported for InfiniteTalk yet: the official {found.name} is an "
             "optimum-quanto state dict of the merged DiT, which our loader does not read; use quantize: none"
         )
@@ -202,6 +203,6 @@ def load_infinitetalk_dit(
             "%s overrides %d base key(s) (e.g. %s)", layout.adapter.name, len(overridden), sorted(overridden)[:3]
         )
     sources = f"{layout.wan_dir} shards + {layout.adapter}"
-    return W._load_safetensors(
+    return C._load_safetensors(
         model, dict(plan), dtype=dtype, device=device, key_map=None, strict=True, sources=sources
     )

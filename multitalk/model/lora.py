@@ -37,7 +37,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from multitalk.model.weights import fingerprint_files
+from multitalk.model.fingerprint import fingerprint_files
 
 logger = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from safetensors.torch import load_file
 from torch import nn
 
@@ -113,14 +114,12 @@ VAE_CONFIGS: dict[str, VAEConfig] = {
 
 def _frames_to_batch(x: torch.Tensor) -> torch.Tensor:
     """(B, C, T, H, W) -> (B*T, C, H, W), so 2-D layers run per frame."""
-    b, c, t, h, w = x.shape
-    return x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+    return rearrange(x, "b c t h w -> (b t) c h w")
 
 
 def _batch_to_frames(x: torch.Tensor, t: int) -> torch.Tensor:
     """(B*T, C, H, W) -> (B, C, T, H, W)."""
-    bt, c, h, w = x.shape
-    return x.reshape(bt // t, t, c, h, w).permute(0, 2, 1, 3, 4)
+    return rearrange(x, "(b t) c h w -> b c t h w", t=t)
 
 
 def _trailing_frames(x: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
@@ -285,10 +284,9 @@ class Resample(nn.Module):
             # First latent frame: no time step. A zero history makes the next call zero-padded, as officially.
             cache.store(torch.zeros_like(x[:, :, -1:]))
             return x
-        b, c, t, h, w = x.shape
         out = self.time_conv(x, previous)  # (B, 2C, T, H, W)
         cache.store(_trailing_frames(x, previous))
-        return out.reshape(b, 2, c, t, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, c, 2 * t, h, w)
+        return rearrange(out, "b (two c) t h w -> b c (t two) h w", two=2)  # the two halves interleave in time
 
     def _time_downsample(self, x: torch.Tensor, cache: FeatureCache) -> torch.Tensor:
         previous = cache.previous()

@@ -7,6 +7,7 @@ from typing import Any
 
 from multitalk.audio.align import Timeline
 from multitalk.renderers.base import Person, SceneContext, SpokenLine
+from multitalk.screenplay.model_settings import scene_model
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.store.keys import file_digest
 
@@ -50,6 +51,7 @@ def scene_visual_material(screenplay: Screenplay, scene: Scene) -> dict[str, Any
 def scene_context(screenplay: Screenplay, scene: Scene, timeline: Timeline, tracks: dict[str, Path]) -> SceneContext:
     """The renderer's view of one scene, with its conditioning tracks on disk."""
     sampling = screenplay.defaults.sampling
+    model = scene_model(screenplay.defaults.model, sampling, scene.model)  # preset applied to the sampling
     lines = tuple(
         SpokenLine(
             speaker=line.speaker,
@@ -72,5 +74,6 @@ def scene_context(screenplay: Screenplay, scene: Scene, timeline: Timeline, trac
         resolution=screenplay.defaults.resolution,
         seed=scene_seed(screenplay, scene),
         fps=timeline.fps,
-        settings=sampling.model_dump(),
+        settings=dict(model.sampling),
+        model=model,
     )

@@ -16,7 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import soundfile as sf
 
-from multitalk.generation.streaming import Chunk, ChunkGeometry
+from multitalk.generation.streaming import Chunk
+from multitalk.model.chunk_geometry import ChunkGeometry
+from multitalk.screenplay.model_settings import SceneModel
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class SceneContext:
     seed: int
     fps: int = 25
     settings: dict[str, Any] = field(default_factory=dict)  # renderer settings (sampling options...)
+    model: SceneModel = field(default_factory=SceneModel)  # model settings of the scene (preset, LoRAs, memory...)
 
     def read_track_window(self, person_index: int, start_frame: int, end_frame: int) -> np.ndarray:
         """Samples of one person's track for frames [start, end) (16 kHz), silence outside the track."""

@@ -43,12 +43,14 @@ from multitalk.generation.pipeline import (
     resolve_dtype_policy,
     weights_root,
 )
-from multitalk.generation.streaming import Chunk, ChunkGeometry
-from multitalk.model import weights as W
+from multitalk.generation.streaming import Chunk
 from multitalk.model.buckets import choose_bucket
+from multitalk.model.chunk_geometry import ChunkGeometry
 from multitalk.model.configs import ModelConfig, get_config
+from multitalk.model.dtype_policy import DtypePolicy
 from multitalk.model.lora import LoraSpec
 from multitalk.model.masks import Placement
+from multitalk.model.release import COMPONENTS, WeightsLayout, resolve_weights
 from multitalk.renderers.base import Person, SceneContext
 
 logger = logging.getLogger(__name__)
@@ -66,10 +68,10 @@ def _slot_lock(slot: str) -> threading.Lock:
 
 
 def pipeline_for(
-    layout: W.WeightsLayout,
+    layout: WeightsLayout,
     config: ModelConfig,
     slot: str,
-    dtype_policy: W.DtypePolicy,
+    dtype_policy: DtypePolicy,
     loras: Sequence[LoraSpec] = (),
     *,
     fingerprint: str | None = None,
@@ -164,7 +166,7 @@ class MultiTalkRenderer:
         *,
         config: str | ModelConfig = "multitalk-14b",
         device: str | torch.device = "cpu",
-        dtype_policy: str | W.DtypePolicy | None = None,
+        dtype_policy: str | DtypePolicy | None = None,
         sampling: SamplingSettings | Mapping[str, Any] | None = None,
         loras: Sequence[LoraSpec] = (),
         batch_passes: bool = True,
@@ -180,7 +182,7 @@ class MultiTalkRenderer:
         self.loras = tuple(loras)
         self.pipeline_options = {"batch_passes": batch_passes, "offload_t5": offload_t5, "t5_device": t5_device}
         self.audio_margin_frames = self.config.audio_feature_margin + self.config.audio_window // 2
-        self._layout: W.WeightsLayout | None = None
+        self._layout: WeightsLayout | None = None
         self._identity: dict[str, Any] | None = None
 
     # -- protocol ---------------------------------------------------------------------------------------
@@ -190,9 +192,9 @@ class MultiTalkRenderer:
         return self.config.geometry
 
     @property
-    def layout(self) -> W.WeightsLayout:
+    def layout(self) -> WeightsLayout:
         if self._layout is None:
-            self._layout = W.resolve_weights(self.weights_root)  # raises the one missing-files message
+            self._layout = resolve_weights(self.weights_root)  # raises the one missing-files message
         return self._layout
 
     def identity(self) -> dict[str, Any]:
@@ -204,7 +206,7 @@ class MultiTalkRenderer:
                 "model": self.config.name,
                 "weights": self.layout.fingerprint(),
                 "loras": [lora.fingerprint() for lora in self.loras],
-                "dtypes": {c: str(getattr(dt, c)).removeprefix("torch.") for c in W.COMPONENTS},
+                "dtypes": {c: str(getattr(dt, c)).removeprefix("torch.") for c in COMPONENTS},
                 "sampling": self.sampling.to_json(),
                 "carry": str(CARRY_DTYPE).removeprefix("torch."),
             }

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from multitalk.generation.streaming import SAMPLES_PER_FRAME_16K, Chunk, ChunkGeometry
+from multitalk.generation.streaming import SAMPLES_PER_FRAME_16K, Chunk
 from multitalk.media.colorspace import rgb_to_yuv420, rgb_to_yuv_colour, yuv_planes
 from multitalk.model.buckets import choose_bucket, cover_crop_geometry
+from multitalk.model.chunk_geometry import ChunkGeometry
 from multitalk.renderers.base import Person, SceneContext, SpokenLine
 
 VERSION = "preview-1"

@@ -14,6 +14,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from multitalk.media.probe import ProbeError, media_duration
+from multitalk.screenplay.model_settings import LoraSetting
 from multitalk.screenplay.problems import DocPath, Problem
 from multitalk.screenplay.schema import NAME_PATTERN, Line, Placement, Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
@@ -79,6 +80,20 @@ class _Checker:
                 resolved = self.asset((*where, "speaker_wav"), character.speaker_wav, "speaker_wav")
                 character._speaker_wav_path = resolved
 
+    # --- model ------------------------------------------------------------------------------------------
+    def model_loras(self, loras: list[LoraSetting] | None, where: DocPath) -> None:
+        """Resolve LoRA files: relative paths inside the project folder, absolute ones anywhere (like weights)."""
+        for index, lora in enumerate(loras or []):
+            at: DocPath = (*where, "loras", index, "path")
+            if Path(lora.path).expanduser().is_absolute():
+                resolved = Path(lora.path).expanduser()
+                if not resolved.is_file():
+                    self.report(at, f"LoRA file {lora.path!r} not found")
+                    continue
+                lora._resolved = resolved
+            else:
+                lora._resolved = self.asset(at, lora.path, "LoRA file")
+
     # --- scenes -----------------------------------------------------------------------------------------
     def scenes(self) -> None:
         first_seen: dict[str, int] = {}
@@ -93,6 +108,8 @@ class _Checker:
 
     def scene(self, scene: Scene, where: DocPath) -> None:
         known = list(self.screenplay.characters)
+        if scene.model is not None:
+            self.model_loras(scene.model.loras, (*where, "model"))
         image = self.asset((*where, "image"), scene.image, "image")
         scene._image_path = image
         image_size = self.image_size((*where, "image"), image) if image else None
@@ -223,6 +240,7 @@ class _Checker:
             )
 
     def run(self) -> list[Problem]:
+        self.model_loras(self.screenplay.defaults.model.loras, ("defaults", "model"))
         self.characters()
         self.scenes()
         return self.problems

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from multitalk.screenplay.model_settings import ModelSettings, SceneModelSettings
+
 Resolution = Literal["480p", "720p"]
 RendererName = Literal["preview", "multitalk"]
 VoiceEngine = Literal["espeak", "coqui", "file"]
@@ -67,6 +69,7 @@ class Defaults(Strict):
     seed: int = 42
     crf: Annotated[int, Field(ge=0, le=51)] = 18
     weights: str | None = None  # folder of the official weights; may lie outside the project
+    model: ModelSettings = ModelSettings()  # which model and how it runs (model_settings.py)
     sampling: Sampling = Sampling()
     timing: Timing = Timing()
     mix: Mix = Mix()
@@ -137,6 +140,7 @@ class Scene(Strict):
     cast: dict[str, Placement] = Field(default_factory=dict)
     lines: Annotated[list[Line], Field(min_length=1)]
     seed: int | None = None  # overrides defaults.seed for this scene
+    model: SceneModelSettings | None = None  # overrides parts of defaults.model for this scene
 
     _image_path: Path | None = PrivateAttr(default=None)
 

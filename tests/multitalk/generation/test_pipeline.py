@@ -29,11 +29,23 @@ from multitalk.generation.pipeline import (
 )
 from multitalk.generation.sampler import chunk_generator, draw_noise, sample, timesteps
 from multitalk.generation.streaming import audio_window, plan_chunks
-from multitalk.model import weights as W
+from multitalk.model.checkpoint import MissingWeightsError, WeightsError
 from multitalk.model.configs import CONFIGS
+from multitalk.model.dtype_policy import DTYPE_POLICIES
 from multitalk.model.lora import LoraSpec
-from multitalk.model.tiny_release import write_tiny_release, write_tiny_scene
+from multitalk.model.release import (
+    DIT_INDEX,
+    MULTITALK_FILE,
+    OFFICIAL_DIT_SHARDS,
+    T5_TOKENIZER,
+    VAE_FILE,
+    WAN_DIR,
+    WAV2VEC_DIR,
+    resolve_weights,
+    weights_fingerprint,
+)
 from multitalk.model.wav2vec import audio_features, window_features
+from multitalk.testing.tiny_release import write_tiny_release, write_tiny_scene
 
 CONFIG = CONFIGS["tiny"]
 TOTAL_FRAMES = 40  # 17/5-frame chunks advance 12 frames: chunks at 0, 12, 24 deliver 17 + 12 + 11 frames
@@ -104,27 +116,27 @@ def uninterrupted(pipeline, scene, tmp_path_factory):
 
 def test_both_layouts_load_through_the_real_loaders(release, tmp_path):
     side = write_tiny_release(tmp_path / "side", CONFIG, layout="side_by_side", seed=0)
-    linked, side_layout = W.resolve_weights(release), W.resolve_weights(side)
+    linked, side_layout = resolve_weights(release), resolve_weights(side)
     assert (linked.kind, side_layout.kind) == ("linked", "side_by_side")
     assert linked.fingerprint() == side_layout.fingerprint()  # same files, different folders
-    assert (release / W.WAN_DIR / f"{W.DIT_INDEX}_old").is_file()  # the official instructions keep it aside
-    assert len(linked.dit_shards) == 8 and W.MULTITALK_FILE in linked.dit_shards  # 7 shards + the adapter
+    assert (release / WAN_DIR / f"{DIT_INDEX}_old").is_file()  # the official instructions keep it aside
+    assert len(linked.dit_shards) == 8 and MULTITALK_FILE in linked.dit_shards  # 7 shards + the adapter
     loaded = MultiTalkPipeline(side, "tiny")
     assert loaded.dit.state_dict().keys() == MultiTalkPipeline(release, "tiny").dit.state_dict().keys()
-    assert loaded.dtypes == W.DTYPE_POLICIES["fp32"] and next(loaded.dit.parameters()).dtype == torch.float32
+    assert loaded.dtypes == DTYPE_POLICIES["fp32"] and next(loaded.dit.parameters()).dtype == torch.float32
 
 
 def test_the_release_is_reproducible(tmp_path, release):
     again = write_tiny_release(tmp_path / "again", CONFIG, seed=0)
     other = write_tiny_release(tmp_path / "other", CONFIG, seed=1)
-    assert W.weights_fingerprint(again) == W.weights_fingerprint(release)
-    assert W.weights_fingerprint(other) != W.weights_fingerprint(release)
+    assert weights_fingerprint(again) == weights_fingerprint(release)
+    assert weights_fingerprint(other) != weights_fingerprint(release)
     with pytest.raises(FileExistsError, match="not empty"):
         write_tiny_release(again, CONFIG)  # never overwrites a weights folder
 
 
 def test_the_tokenizer_loads_offline_with_umt5_ids(release):
-    tokenizer = AutoTokenizer.from_pretrained(str(release / W.WAN_DIR / W.T5_TOKENIZER), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(release / WAN_DIR / T5_TOKENIZER), local_files_only=True)
     assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2)
     batch = tokenizer(["hi 你", "x" * 50], padding="max_length", truncation=True, max_length=12)
     first, second = batch["input_ids"]
@@ -135,17 +147,17 @@ def test_the_tokenizer_loads_offline_with_umt5_ids(release):
 
 def test_missing_weights_name_every_file_and_the_readme_section(tmp_path, monkeypatch):
     root = write_tiny_release(tmp_path / "broken", CONFIG, layout="side_by_side")
-    (root / W.WAN_DIR / W.VAE_FILE).unlink()
-    (root / W.WAN_DIR / W.OFFICIAL_DIT_SHARDS[2]).unlink()
-    (root / W.WAV2VEC_DIR / "config.json").unlink()
-    with pytest.raises(W.MissingWeightsError) as info:
+    (root / WAN_DIR / VAE_FILE).unlink()
+    (root / WAN_DIR / OFFICIAL_DIT_SHARDS[2]).unlink()
+    (root / WAV2VEC_DIR / "config.json").unlink()
+    with pytest.raises(MissingWeightsError) as info:
         MultiTalkPipeline(root, "tiny")
     message = str(info.value)
-    for name in (W.VAE_FILE, W.OFFICIAL_DIT_SHARDS[2], f"{W.WAV2VEC_DIR}/config.json"):
+    for name in (VAE_FILE, OFFICIAL_DIT_SHARDS[2], f"{WAV2VEC_DIR}/config.json"):
         assert name in message
     assert "3 missing" in message and '"Official weights"' in message
     monkeypatch.delenv("MULTITALK_WEIGHTS", raising=False)
-    with pytest.raises(W.MissingWeightsError, match=r"MULTITALK_WEIGHTS.*Official weights"):
+    with pytest.raises(MissingWeightsError, match=r"MULTITALK_WEIGHTS.*Official weights"):
         weights_root(None)
     monkeypatch.setenv("MULTITALK_WEIGHTS", str(root))
     assert weights_root(None) == root and weights_root(tmp_path) == tmp_path
@@ -153,7 +165,7 @@ def test_missing_weights_name_every_file_and_the_readme_section(tmp_path, monkey
 
 def test_a_release_for_another_model_size_is_refused(release):
     bigger = dataclasses.replace(CONFIG, name="tiny-3", dit=dataclasses.replace(CONFIG.dit, num_layers=3))
-    with pytest.raises(W.WeightsError, match="num_layers"):
+    with pytest.raises(WeightsError, match="num_layers"):
         MultiTalkPipeline(release, bigger)
 
 

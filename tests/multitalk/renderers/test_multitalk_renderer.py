@@ -13,15 +13,16 @@ import torch
 from multitalk.generation.pipeline import CARRY_TENSORS
 from multitalk.generation.streaming import audio_window, plan_chunks
 from multitalk.media.video_writer import EncodeSettings
-from multitalk.model import weights as W
+from multitalk.model.checkpoint import MissingWeightsError
 from multitalk.model.configs import CONFIGS
 from multitalk.model.lora import LoraSpec
-from multitalk.model.tiny_release import write_tiny_release, write_tiny_scene
+from multitalk.model.release import T5_FILE, WAN_DIR, weights_fingerprint
 from multitalk.pipeline.chunks import CARRY_DIR, CHUNK_STAGE, chunk_keys, render_chunk_into_store
 from multitalk.renderers import multitalk as renderer_module
 from multitalk.renderers.base import Person, Renderer, SceneContext, SpokenLine
 from multitalk.renderers.multitalk import MultiTalkRenderer, placement_of
 from multitalk.store.store import Store
+from multitalk.testing.tiny_release import write_tiny_release, write_tiny_scene
 
 CONFIG = CONFIGS["tiny"]
 TOTAL_FRAMES = 40
@@ -87,7 +88,7 @@ def test_identity_is_stable_cheap_and_names_what_changes_the_output(release, tmp
     assert not renderer_module._PIPELINES  # no model was loaded to compute it
     json.dumps(identity)
     assert identity["renderer"] == "multitalk" and identity["model"] == "tiny"
-    assert identity["weights"] == W.weights_fingerprint(release) and identity["dtypes"]["dit"] == "float32"
+    assert identity["weights"] == weights_fingerprint(release) and identity["dtypes"]["dit"] == "float32"
     assert _renderer(release, sampling={"steps": 8}).identity() != identity
     other = write_tiny_release(tmp_path / "other", CONFIG, seed=1)
     assert _renderer(other).identity()["weights"] != identity["weights"]
@@ -130,11 +131,11 @@ def test_chunk_key_material_covers_what_the_frames_depend_on(release, context):
 
 def test_missing_weights_surface_as_one_message(tmp_path, monkeypatch):
     root = write_tiny_release(tmp_path / "broken", CONFIG)
-    (root / W.WAN_DIR / W.T5_FILE).unlink()
-    with pytest.raises(W.MissingWeightsError, match=rf"{W.T5_FILE}(.|\n)*Official weights"):
+    (root / WAN_DIR / T5_FILE).unlink()
+    with pytest.raises(MissingWeightsError, match=rf"{T5_FILE}(.|\n)*Official weights"):
         _renderer(root).identity()
     monkeypatch.delenv("MULTITALK_WEIGHTS", raising=False)
-    with pytest.raises(W.MissingWeightsError, match="MULTITALK_WEIGHTS"):
+    with pytest.raises(MissingWeightsError, match="MULTITALK_WEIGHTS"):
         MultiTalkRenderer(config="tiny")
     monkeypatch.setenv("MULTITALK_WEIGHTS", str(root))
     assert MultiTalkRenderer(config="tiny").weights_root == root
