@@ -202,7 +202,7 @@ class InfiniteTalkPipeline(MultiTalkPipeline):
     Args:
         weights: the weights root (or a resolved `InfiniteTalkLayout`).
         config: a `ModelConfig` or its name ("infinitetalk-14b", "tiny-infinitetalk").
-        variant: "single" (one on-screen speaker) or "multi" (two).
+        variant: "single" (one on-screen speaker) or "multi" (one or two); default: the layout's, else single.
         quantize: "none" (default); "fp8" / "int8" are refused with a clear message (see infinitetalk_weights).
         Other keyword arguments: as `MultiTalkPipeline`.
     """
@@ -212,13 +212,15 @@ class InfiniteTalkPipeline(MultiTalkPipeline):
         weights: str | Path | ITW.InfiniteTalkLayout,
         config: str | ModelConfig = "infinitetalk-14b",
         *,
-        variant: str = "single",
+        variant: str | None = None,
         quantize: str | None = None,
         **options,
     ) -> None:
         if isinstance(weights, ITW.InfiniteTalkLayout):
             layout = weights
+            variant = variant or layout.variant
         else:
+            variant = variant or "single"
             layout = ITW.resolve_infinitetalk_weights(Path(weights), variant)
         if layout.variant != variant:
             raise ValueError(f"weights layout is for the {layout.variant!r} adapter, asked for {variant!r}")
@@ -287,11 +289,10 @@ class InfiniteTalkPipeline(MultiTalkPipeline):
             raise ValueError(f"chunk {chunk.index} has {chunk.frames} frames, the model makes {cfg.geometry.frame_num}")
         if len(audio.windows) != len(spec.placements):
             raise ValueError(f"got audio for {len(audio.windows)} persons, the scene has {len(spec.placements)}")
-        expected = ITW.variant_for(len(spec.placements))
-        if expected != self.variant:
+        if len(spec.placements) == 2 and self.variant != "multi":
             raise ValueError(
-                f"a scene with {len(spec.placements)} on-screen speaker(s) needs the InfiniteTalk {expected!r} "
-                f"adapter; this pipeline loaded {self.variant!r}"
+                f"a scene with two on-screen speakers needs the InfiniteTalk 'multi' adapter; this pipeline loaded "
+                f"{self.variant!r}"
             )
         scene = self._scene(spec)
         context, context_null = self.encode_text(spec.prompt, spec.negative_prompt or settings.negative_prompt)

@@ -75,6 +75,7 @@ def pipeline_for(
     loras: Sequence[LoraSpec] = (),
     *,
     fingerprint: str | None = None,
+    pipeline_class: type[MultiTalkPipeline] = MultiTalkPipeline,
     **options: Any,
 ) -> MultiTalkPipeline:
     """The loaded pipeline of a device slot, loading (and first unloading another one) only when the key changes.
@@ -88,6 +89,7 @@ def pipeline_for(
         config.name,
         slot,
         dtype_policy,
+        pipeline_class.__name__,
     )
     with _slot_lock(slot):
         held = _PIPELINES.get(slot)
@@ -101,7 +103,7 @@ def pipeline_for(
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
         device = torch_device(slot)
-        pipeline = MultiTalkPipeline(layout, config, device=device, dtype_policy=dtype_policy, loras=loras, **options)
+        pipeline = pipeline_class(layout, config, device=device, dtype_policy=dtype_policy, loras=loras, **options)
         _PIPELINES[slot] = (key, pipeline)
         return pipeline
 
