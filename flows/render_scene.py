@@ -97,7 +97,7 @@ def render_scene_video(
     if audio_entry is None:
         raise RuntimeError(f"scene {scene.id!r}: its audio is missing from the store; re-run")
     context = scene_context(screenplay, scene, timeline_of(audio_entry), tracks_of(audio_entry))
-    renderer = renderer_for(settings, device)
+    renderer = renderer_for(settings, device, context.model.settings.family)
     scene_key = content_key(SCENE_STAGE, SCENE_VERSION, scene_visual_material(screenplay, scene))
     keyed = chunk_keys(scene_key, context, renderer, settings.encode)
     emit(ProgressEvent("scene-planned", scene.id, chunks_total=len(keyed), frames=context.total_frames))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from flows.settings import RenderSettings
+from multitalk.model.chunk_geometry import ChunkGeometry
 from multitalk.renderers.base import Renderer
 from multitalk.renderers.preview import PreviewRenderer
 
@@ -12,23 +13,37 @@ _renderers: dict[tuple[str, str | None, str, str], Renderer] = {}
 _lock = threading.Lock()
 
 
-def renderer_for(settings: RenderSettings, device: str) -> Renderer:
-    """The renderer for these settings on `device` (the MultiTalk one keeps its loaded models per device)."""
-    key = (settings.renderer, settings.weights, settings.model, device)
+def renderer_for(settings: RenderSettings, device: str, family: str = "multitalk") -> Renderer:
+    """The renderer for these settings and a scene's model family on `device` (model renderers keep their
+    loaded models per device)."""
+    key = (settings.renderer, settings.weights, settings.model, device, family)
     with _lock:
         renderer = _renderers.get(key)
         if renderer is None:
-            renderer = _make(settings, device)
+            renderer = _make(settings, device, family)
             _renderers[key] = renderer
         return renderer
 
 
-def _make(settings: RenderSettings, device: str) -> Renderer:
+def _make(settings: RenderSettings, device: str, family: str = "multitalk") -> Renderer:
     if settings.renderer == "preview":
-        return PreviewRenderer()
+        return PreviewRenderer(_family_geometry(family))
+    if settings.renderer == "multitalk" and family == "infinitetalk":
+        from multitalk.renderers.infinitetalk import InfiniteTalkRenderer
+
+        return InfiniteTalkRenderer(settings.weights, config=settings.model, device=device)
     if settings.renderer == "multitalk":
         # Imported on demand: the model stack is heavy and the preview renderer needs none of it.
         from multitalk.renderers.multitalk import MultiTalkRenderer
 
         return MultiTalkRenderer(settings.weights, config=settings.model, device=device)
     raise ValueError(f"unknown renderer {settings.renderer!r} (renderers: preview, multitalk)")
+
+
+def _family_geometry(family: str) -> ChunkGeometry:
+    """The chunk geometry of the model a preview stands in for: MultiTalk 81/25, InfiniteTalk 81/9 (72 new)."""
+    if family == "infinitetalk":
+        from multitalk.generation.infinitetalk import MOTION_FRAMES
+
+        return ChunkGeometry(motion_frames=MOTION_FRAMES)
+    return ChunkGeometry()

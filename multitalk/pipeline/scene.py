@@ -76,4 +76,5 @@ def scene_context(screenplay: Screenplay, scene: Scene, timeline: Timeline, trac
         fps=timeline.fps,
         settings=dict(model.sampling),
         model=model,
+        video=scene.video_path,
     )

@@ -35,7 +35,10 @@ def _shell_scene(raw: Any) -> Scene | None:
     Invalid lines keep only their speaker (with placeholder text), invalid placements are dropped; the schema
     problems for those parts are already reported.
     """
-    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not isinstance(raw.get("image"), str):
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        return None
+    image, video = raw.get("image"), raw.get("video")
+    if not isinstance(image, str) and not isinstance(video, str):
         return None
     lines = []
     for item in raw.get("lines") if isinstance(raw.get("lines"), list) else []:
@@ -50,7 +53,15 @@ def _shell_scene(raw: Any) -> Scene | None:
         for name, value in (raw_cast.items() if isinstance(raw_cast, dict) else [])
         if (placement := _valid_or_none(Placement, value)) is not None
     }
-    return Scene.model_construct(id=raw["id"], image=raw["image"], prompt="", cast=cast, lines=lines, seed=None)
+    return Scene.model_construct(
+        id=raw["id"],
+        image=image if isinstance(image, str) else None,
+        video=video if isinstance(video, str) and not isinstance(image, str) else None,
+        prompt="",
+        cast=cast,
+        lines=lines,
+        seed=None,
+    )
 
 
 def _partial_screenplay(data: dict[str, Any]) -> tuple[Screenplay, list[tuple[int, Scene]]]:
