@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from flows.settings import RenderSettings
-from multitalk.model.chunk_geometry import ChunkGeometry
+from multitalk.model.configs import geometry_for_family
 from multitalk.renderers.base import Renderer
 from multitalk.renderers.preview import PreviewRenderer
 
@@ -27,7 +27,7 @@ def renderer_for(settings: RenderSettings, device: str, family: str = "multitalk
 
 def _make(settings: RenderSettings, device: str, family: str = "multitalk") -> Renderer:
     if settings.renderer == "preview":
-        return PreviewRenderer(_family_geometry(family))
+        return PreviewRenderer(geometry_for_family(family))
     if settings.renderer == "multitalk" and family == "infinitetalk":
         from multitalk.renderers.infinitetalk import InfiniteTalkRenderer
 
@@ -38,12 +38,3 @@ def _make(settings: RenderSettings, device: str, family: str = "multitalk") -> R
 
         return MultiTalkRenderer(settings.weights, config=settings.model, device=device)
     raise ValueError(f"unknown renderer {settings.renderer!r} (renderers: preview, multitalk)")
-
-
-def _family_geometry(family: str) -> ChunkGeometry:
-    """The chunk geometry of the model a preview stands in for: MultiTalk 81/25, InfiniteTalk 81/9 (72 new)."""
-    if family == "infinitetalk":
-        from multitalk.generation.infinitetalk import MOTION_FRAMES
-
-        return ChunkGeometry(motion_frames=MOTION_FRAMES)
-    return ChunkGeometry()

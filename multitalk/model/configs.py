@@ -230,3 +230,12 @@ CONFIGS["infinitetalk-14b"] = dataclasses.replace(
 CONFIGS["tiny-infinitetalk"] = dataclasses.replace(
     CONFIGS["tiny"], name="tiny-infinitetalk", geometry=ChunkGeometry(frame_num=17, motion_frames=5)
 )
+
+
+def geometry_for_family(family: str) -> ChunkGeometry:
+    """The chunk geometry of the released model of a family (`multitalk`: 81/25, `infinitetalk`: 81/9, i.e. 72 new
+    frames per later chunk), for the preview renderer and `multitalk plan` to count chunks as the model will."""
+    names = {"multitalk": "multitalk-14b", "infinitetalk": "infinitetalk-14b"}
+    if family not in names:
+        raise ValueError(f"unknown model family {family!r} (known: {', '.join(names)})")
+    return CONFIGS[names[family]].geometry
