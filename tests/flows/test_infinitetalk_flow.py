@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from flows.render_screenplay import render_screenplay
+from multitalk.generation.streaming import chunk_count
 from multitalk.media.probe import video_facts
+from multitalk.model.configs import geometry_for_family
 from multitalk.testing.tiny_infinitetalk import write_tiny_infinitetalk_release, write_tiny_take
 from tests.flows.conftest import ASSETS, subprocess_env
 from tests.flows.test_resume import kill_when_chunks
@@ -93,3 +95,13 @@ def test_killed_infinitetalk_render_resumes_byte_identical(
     resumed = render(tiny_project, outputs, tiny_weights)
     assert resumed["totals"]["chunks_rendered"] == reference["totals"]["chunks"] - survived
     assert Path(resumed["video"]).read_bytes() == Path(reference["video"]).read_bytes()
+
+
+def test_the_preview_renders_a_dubbing_screenplay_with_infinitetalk_chunks(
+    prefect_api: str, tiny_project: Path, tmp_path: Path
+) -> None:
+    result = render_screenplay(str(tiny_project), store_root=str(tmp_path / "outputs"), renderer="preview")
+    geometry = geometry_for_family("infinitetalk")
+    assert [s["chunks"] for s in result["scenes"]] == [chunk_count(s["frames"], geometry) for s in result["scenes"]]
+    facts = video_facts(Path(result["video"]))
+    assert facts.frames == result["totals"]["frames"]
