@@ -41,7 +41,8 @@ def convert_to_25fps(source: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial.mkv")
     command = ffmpeg_command(
-        "-i", str(source), "-map", "0:v:0", "-vf", f"fps={FPS}", "-an", "-c:v", "ffv1", "-f", "matroska",
+        "-i", str(source), "-map", "0:v:0", "-vf", f"fps={FPS}", "-an", "-c:v", "ffv1",
+        "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1", "-f", "matroska",
         str(partial),
     )  # fmt: skip
     try:

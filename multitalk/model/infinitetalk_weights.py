@@ -181,6 +181,16 @@ def merge_plan(files: Sequence[Path]) -> tuple[dict[Path, list[str]], dict[str, 
     return plan, overridden
 
 
+def check_quantize(quantize: str | None) -> None:
+    """Refuse quantised InfiniteTalk renders, saying why (see the module docstring)."""
+    if quantize not in (None, "none"):
+        raise C.WeightsError(
+            f"quantize: {quantize} is not supported for InfiniteTalk yet: the official "
+            f"{QUANT_DIR}/infinitetalk_<variant>_{quantize}.safetensors is an optimum-quanto state dict of the merged "
+            "DiT, which our loader does not read; use quantize: none (the bf16 files)"
+        )
+
+
 def load_infinitetalk_dit(
     model: nn.Module,
     layout: InfiniteTalkLayout,
@@ -190,12 +200,7 @@ def load_infinitetalk_dit(
     quantize: str | None = None,
 ) -> nn.Module:
     """Fill a meta-built DiT from the 7 base shards + the InfiniteTalk file, the adapter's keys winning; strict."""
-    if quantize not in (None, "none"):
-        found = quant_file(layout.root, layout.variant, quantize)
-        raise C.WeightsError(
-            f"quantize: {quantize} is not supported for InfiniteTalk yet: the official {found.name} is an "
-            "optimum-quanto state dict of the merged DiT, which our loader does not read; use quantize: none"
-        )
+    check_quantize(quantize)
     files = [*layout.base_shards, layout.adapter]
     plan, overridden = merge_plan(files)
     if overridden:

@@ -53,10 +53,10 @@ def infinitetalk_config_name(name: str) -> str:
     return CONFIG_FOR.get(name, name)
 
 
-def source_at_25fps(video: Path, cache: Path = SOURCE_CACHE) -> SourceVideo:
-    """The take converted to 25 fps (once per content: cached under its sha256)."""
+def source_at_25fps(video: Path, cache: Path | None = None) -> SourceVideo:
+    """The take converted to 25 fps (once per content: cached under its sha256, in `SOURCE_CACHE` by default)."""
     digest = image_digest(Path(video))
-    target = Path(cache) / f"{digest}.mkv"
+    target = Path(cache or SOURCE_CACHE) / f"{digest}.mkv"
     with _SOURCES_LOCK:
         if not target.is_file():
             logger.info("converting %s to 25 fps for dubbing", video)
@@ -150,13 +150,15 @@ class InfiniteTalkRenderer(MultiTalkRenderer):
         )
 
     def chunk_key_material(self, context: SceneContext, chunk: Chunk) -> dict[str, Any]:
-        material = super().chunk_key_material(context, chunk)  # image digest: the 25 fps take for dubbing
+        material = super().chunk_key_material(context, chunk)
+        if context.video is not None:  # the take's own bytes (its 25 fps conversion is derived from them)
+            material["image"] = image_digest(context.video)
         variant = self.variant_for(context)
         layout = self.layout_for(variant)
         material["family"] = "infinitetalk"
         material["variant"] = variant
         material["adapter"] = fingerprint_files({f"{variant}/{ITW.ADAPTER_FILE}": layout.adapter})
-        material["video"] = image_digest(context.video) if context.video is not None else None
+        material["video"] = context.video is not None
         return material
 
     def render_chunk(
@@ -164,6 +166,7 @@ class InfiniteTalkRenderer(MultiTalkRenderer):
     ) -> Iterator[np.ndarray]:
         if context.fps != 25:
             raise ValueError(f"scene {context.scene_id!r}: InfiniteTalk renders at 25 fps, got {context.fps}")
+        ITW.check_quantize(str(context.model.settings.quantize))
         spec = self.scene_spec(context)
         start, end = chunk.audio_window(self.audio_margin_frames)
         windows = tuple(context.read_track_window(i, start, end) for i in range(len(context.persons)))
