@@ -227,7 +227,7 @@ def _check_complete(model: nn.Module, loaded: set[str], slots: Mapping[str, _Slo
         )
 
 
-def _read_entry(f, entry: TensorEntry, path: Path, key: str) -> torch.Tensor:
+def read_entry(f, entry: TensorEntry, path: Path, key: str) -> torch.Tensor:
     """One tensor read straight into its own freshly allocated memory."""
     out = torch.empty(entry.shape, dtype=entry.dtype)
     nbytes = entry.end - entry.begin
@@ -303,7 +303,7 @@ def _load_safetensors(
         with path.open("rb", buffering=0) as f:
             for key, target, entry in reads:
                 slot = slots[target]
-                tensor = _read_entry(f, entry, path, key)
+                tensor = read_entry(f, entry, path, key)
                 tensor = tensor.to(dtype=_target_dtype(entry.dtype, slot, dtype), device=device)
                 _assign(slot, tensor)
                 nbytes += entry.end - entry.begin
