@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from multitalk.model.chunk_geometry import ChunkGeometry
+from multitalk.timing import SAMPLES_PER_FRAME
 
-SAMPLES_PER_FRAME_16K = 640  # 16 kHz / 25 fps
 DEFAULT_GEOMETRY = ChunkGeometry()  # the released model's 81/25 frames
 
 
@@ -95,7 +95,7 @@ def plan_chunks(total_frames: int, geometry: ChunkGeometry = DEFAULT_GEOMETRY) -
 
 def audio_window(track: np.ndarray, start_frame: int, end_frame: int) -> np.ndarray:
     """Samples of a 16 kHz track for frames [start_frame, end_frame); silence where the window leaves the track."""
-    first, last = start_frame * SAMPLES_PER_FRAME_16K, end_frame * SAMPLES_PER_FRAME_16K
+    first, last = start_frame * SAMPLES_PER_FRAME, end_frame * SAMPLES_PER_FRAME
     window = np.zeros(last - first, dtype=track.dtype)
     read_start, read_end = max(first, 0), min(last, len(track))
     if read_end > read_start:

@@ -37,7 +37,8 @@ from multitalk.model.configs import get_config
 from multitalk.model.fingerprint import fingerprint_files
 from multitalk.model.release import COMPONENTS
 from multitalk.renderers.base import SceneContext
-from multitalk.renderers.multitalk import MultiTalkRenderer, image_digest, pipeline_for, placement_of
+from multitalk.renderers.multitalk import MultiTalkRenderer, pipeline_for, placement_of
+from multitalk.store.keys import file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def infinitetalk_config_name(name: str) -> str:
 
 def source_at_25fps(video: Path, cache: Path | None = None) -> SourceVideo:
     """The take converted to 25 fps (once per content: cached under its sha256, in `SOURCE_CACHE` by default)."""
-    digest = image_digest(Path(video))
+    digest = file_digest(Path(video))
     target = Path(cache or SOURCE_CACHE) / f"{digest}.mkv"
     with _SOURCES_LOCK:
         if not target.is_file():
@@ -152,7 +153,7 @@ class InfiniteTalkRenderer(MultiTalkRenderer):
     def chunk_key_material(self, context: SceneContext, chunk: Chunk) -> dict[str, Any]:
         material = super().chunk_key_material(context, chunk)
         if context.video is not None:  # the take's own bytes (its 25 fps conversion is derived from them)
-            material["image"] = image_digest(context.video)
+            material["image"] = file_digest(context.video)
         variant = self.variant_for(context)
         layout = self.layout_for(variant)
         material["family"] = "infinitetalk"

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from multitalk.generation.streaming import SAMPLES_PER_FRAME_16K, Chunk
+from multitalk.generation.streaming import Chunk
 from multitalk.media.colorspace import rgb_to_yuv420, rgb_to_yuv_colour, yuv_planes
-from multitalk.model.buckets import choose_bucket, cover_crop_geometry
 from multitalk.model.chunk_geometry import ChunkGeometry
 from multitalk.renderers.base import Person, SceneContext, SpokenLine
+from multitalk.timing import SAMPLES_PER_FRAME
 
 VERSION = "preview-1"
 PALETTE = ("#f2a541", "#4cc9f0", "#b5e48c", "#f72585")
@@ -47,6 +47,8 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 @lru_cache(maxsize=16)
 def _fitted_image(path: Path, mtime_ns: int, width: int, height: int) -> np.ndarray:
     """The scene image resized to cover (width, height) and centre-cropped, uint8 (H, W, 3)."""
+    from multitalk.model.buckets import cover_crop_geometry  # imports torch: only when frames are drawn
+
     with Image.open(path) as opened:
         image = opened.convert("RGB")
     (resized_h, resized_w), (top, left) = cover_crop_geometry((image.height, image.width), (height, width))
@@ -74,6 +76,8 @@ class PreviewRenderer:
         return {"renderer": self.name, "version": VERSION, "font": "pillow-default"}
 
     def frame_size(self, context: SceneContext) -> tuple[int, int]:
+        from multitalk.model.buckets import choose_bucket  # imports torch: keys and no-op checks need none
+
         with Image.open(_picture(context)) as opened:
             width, height = opened.size
         target_h, target_w = choose_bucket(height, width, context.resolution)
@@ -152,6 +156,8 @@ def _picture(context: SceneContext) -> Path:
 def _region(person: Person, image: Path, width: int, height: int) -> tuple[int, int, int, int]:
     """The person's region in frame pixels: their box after the cover-crop, or their half of the frame."""
     if person.bbox is not None:
+        from multitalk.model.buckets import cover_crop_geometry
+
         with Image.open(image) as opened:
             src_w, src_h = opened.size
         (resized_h, resized_w), (top, left) = cover_crop_geometry((src_h, src_w), (height, width))
@@ -176,7 +182,7 @@ def _levels(context: SceneContext, chunk: Chunk) -> np.ndarray:
         return levels
     for index in range(len(context.persons)):
         frames = context.read_track_window(index, chunk.deliver_start, chunk.deliver_end)
-        rms = np.sqrt(np.mean(frames.reshape(count, SAMPLES_PER_FRAME_16K) ** 2, axis=1))
+        rms = np.sqrt(np.mean(frames.reshape(count, SAMPLES_PER_FRAME) ** 2, axis=1))
         # -23 LUFS speech peaks near 0.2 RMS; map -50..-10 dBFS onto the meter.
         decibels = 20 * np.log10(np.maximum(rms, 1e-6))
         levels[index] = np.clip((decibels + 50) / 40, 0, 1)

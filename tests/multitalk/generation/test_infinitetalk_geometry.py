@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from flows.renderers import _make
-from flows.settings import RenderSettings
 from multitalk.generation.streaming import chunk_count, plan_chunks
 from multitalk.model.configs import CONFIGS, geometry_for_family
+from multitalk.renderers.registry import _make
 
 
 def test_the_released_geometries():
@@ -28,9 +27,6 @@ def test_chunk_counts(frames, infinitetalk, multitalk):
     assert all(c.delivered == 72 for c in chunks[1:-1])
 
 
-def test_the_preview_renderer_counts_chunks_like_the_model_it_stands_in_for(tmp_path):
-    settings = RenderSettings(
-        store_root=tmp_path, renderer="preview", force=frozenset(), weights=None, devices=("cpu",)
-    )
-    assert _make(settings, "cpu", "infinitetalk").geometry == geometry_for_family("infinitetalk")
-    assert _make(settings, "cpu", "multitalk").geometry == geometry_for_family("multitalk")
+def test_the_preview_renderer_counts_chunks_like_the_model_it_stands_in_for():
+    for family in ("infinitetalk", "multitalk"):
+        assert _make("preview", "cpu", None, "multitalk-14b", family).geometry == geometry_for_family(family)
