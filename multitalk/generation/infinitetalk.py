@@ -49,6 +49,7 @@ import torch
 from PIL import Image
 
 from multitalk.generation.pipeline import (
+    SCENE_CACHE_SIZE,
     ChunkAudio,
     ChunkConditions,
     MultiTalkPipeline,
@@ -256,7 +257,7 @@ class InfiniteTalkPipeline(MultiTalkPipeline):
         ).latent.to(self.device)
         state = _Scene(self._fit(first, target_hw), masks, target_hw, video)
         self._scene_cache[key] = state
-        while len(self._scene_cache) > 2:
+        while len(self._scene_cache) > SCENE_CACHE_SIZE:
             self._scene_cache.popitem(last=False)
         return state
 
