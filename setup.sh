@@ -29,7 +29,7 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # torch first and pinned: on CPU machines of this kind pip takes the local CPU wheel; an unpinned install
 # would pull a multi-GB CUDA build. GPU machines get the CUDA build of the same version from PyPI.
 "${pip[@]}" "torch==2.13.0"
-"${pip[@]}" -e ".[dev,tts]"
+"${pip[@]}" -e ".[dev,tts,quant]"
 # Coqui TTS imports torchaudio, and PyPI's torchaudio wheels link CUDA libraries that a CPU torch lacks. Coqui
 # only uses torchaudio's pure-Python parts, so install it without dependencies (it must not replace torch) and
 # drop its compiled extensions; torchaudio then loads as "no extension".

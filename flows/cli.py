@@ -1,4 +1,4 @@
-"""The `multitalk` command line: validate, render, timeline, cache, server, doctor.
+"""The `multitalk` command line: validate, render, timeline, plan, cache, server, doctor.
 
 Commands that only read a screenplay (validate, timeline) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
@@ -246,6 +246,49 @@ def _models_needed(screenplay: Screenplay) -> list[tuple[str, str]]:
 
 
 # Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).
+# --- plan (issue 11) ---------------------------------------------------------------------------------------
+@app.command()
+def plan(
+    file: Path = typer.Argument(..., help="Screenplay YAML file."),  # noqa: B008
+    gpu: str = typer.Option("h100", "--gpu", "-g", help="Card: h200, h100, a100-80, a100-40, l40s, 4090, 3090."),
+    model: str = typer.Option(None, "--model", help="Model config (default: $MULTITALK_MODEL or multitalk-14b)."),
+    preset: str = typer.Option(None, "--preset", help="Override defaults.model.preset (fast, hero)."),
+    quantize: str = typer.Option(None, "--quantize", help="Override defaults.model.quantize (none, fp8, int8)."),
+    offload: str = typer.Option(None, "--offload", help="Override defaults.model.offload."),
+) -> None:
+    """Estimate chunks, DiT forwards, GPU time and peak VRAM per scene on a GPU, before rendering."""
+    import os
+
+    from multitalk.generation.gpu_plan import card, format_plan, plan_screenplay
+    from multitalk.model.configs import get_config
+
+    screenplay = _load_or_exit(file)
+    try:
+        overrides = {"preset": preset, "quantize": quantize, "offload": offload}
+        if any(v is not None for v in overrides.values()):
+            defaults = screenplay.defaults.model_copy(
+                update={"model": screenplay.defaults.model.with_overrides(**overrides)}
+            )
+            screenplay = screenplay.model_copy(update={"defaults": defaults})
+        config = get_config(model or os.environ.get("MULTITALK_MODEL", "multitalk-14b"))
+        lines = format_plan(plan_screenplay(screenplay, config, card(gpu)))
+    except ValueError as error:
+        console.print(f"error: {error}", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    for line in lines:
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def _load_or_exit(file: Path) -> Screenplay:
+    try:
+        return load_screenplay(file)
+    except ScreenplayError as error:
+        for problem in error.problems:
+            console.print(str(problem), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+# --- end plan ---------------------------------------------------------------------------------------------
 app.add_typer(cache_app, name="cache")
 app.add_typer(server_app, name="server")
 app.command()(doctor)

@@ -63,7 +63,6 @@ from multitalk.generation.streaming import Chunk
 from multitalk.media.source_video import SourceVideo
 from multitalk.model import infinitetalk_weights as ITW
 from multitalk.model.buckets import fit_image_to_bucket
-from multitalk.model.checkpoint import build_on_meta
 from multitalk.model.configs import ModelConfig
 from multitalk.model.dit import MultiTalkDiT
 from multitalk.model.masks import build_person_masks
@@ -204,8 +203,8 @@ class InfiniteTalkPipeline(MultiTalkPipeline):
         weights: the weights root (or a resolved `InfiniteTalkLayout`).
         config: a `ModelConfig` or its name ("infinitetalk-14b", "tiny-infinitetalk").
         variant: "single" (one on-screen speaker) or "multi" (one or two); default: the layout's, else single.
-        quantize: "none" (default); "fp8" / "int8" are refused with a clear message (see infinitetalk_weights).
-        Other keyword arguments: as `MultiTalkPipeline`.
+        Other keyword arguments: as `MultiTalkPipeline` (its `runtime` options, quantisation while loading
+        included, apply unchanged: the DiT is the MultiTalk one).
     """
 
     def __init__(
@@ -214,7 +213,6 @@ class InfiniteTalkPipeline(MultiTalkPipeline):
         config: str | ModelConfig = "infinitetalk-14b",
         *,
         variant: str | None = None,
-        quantize: str | None = None,
         **options,
     ) -> None:
         if isinstance(weights, ITW.InfiniteTalkLayout):
@@ -226,14 +224,10 @@ class InfiniteTalkPipeline(MultiTalkPipeline):
         if layout.variant != variant:
             raise ValueError(f"weights layout is for the {layout.variant!r} adapter, asked for {variant!r}")
         self.variant = variant
-        self.quantize = quantize
         super().__init__(layout, config, **options)
 
-    def _load_dit(self) -> MultiTalkDiT:
-        model = build_on_meta(lambda: MultiTalkDiT(self.config.dit))
-        return ITW.load_infinitetalk_dit(
-            model, self.layout, dtype=self.dtypes.dit, device=self.device, quantize=self.quantize
-        )
+    def _read_dit_weights(self, meta: MultiTalkDiT, home: torch.device) -> MultiTalkDiT:
+        return ITW.load_infinitetalk_dit(meta, self.layout, dtype=self.dtypes.dit, device=home)
 
     def _scene(self, spec: SceneSpec) -> _Scene:
         path = Path(spec.image)

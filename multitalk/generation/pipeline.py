@@ -4,8 +4,8 @@
 (scene, chunk, the chunk's audio window, the previous chunk's carried state) into that chunk's frames, one
 uint8 (H, W, 3) frame at a time. Per chunk (MODEL_SPEC.md, "Chunks" and "Sampling"):
 
-1. text: the prompt and the negative prompt through umT5 (cached per scene; T5 may stay on the CPU or be
-   moved back there after encoding);
+1. text: the prompt and the negative prompt through umT5 (cached per scene; umT5 lives on the host and visits
+   the device to encode, or encodes on the CPU with `offload: t5`);
 2. condition: the first chunk encodes the bucket-fitted reference image + zero frames with the VAE and marks
    latent frame 0 in the mask; a later chunk encodes the previous chunk's last `motion_frames` decoded,
    colour-corrected frames + zero frames and marks latent frames 0..T_m-1; the first T_m latent frames of that
@@ -14,9 +14,9 @@ uint8 (H, W, 3) frame at a time. Per chunk (MODEL_SPEC.md, "Chunks" and "Samplin
 3. speaker masks from the cast placement (`build_person_masks`), on the latent grid;
 4. audio: wav2vec2 features of the chunk's own audio window (`chunk_audio_features`), windowed t-2..t+2;
 5. sampling: `sampler.sample` with the chunk's generator `chunk_generator(scene seed, chunk index)` for the
-   initial noise and every motion re-noising; 3 guidance passes (2 when the text scale is 1), all passes of a
-   step in one batched forward unless told otherwise (or after a CUDA out-of-memory error), optional APG and
-   TeaCache;
+   initial noise and every motion re-noising; 3 guidance passes (2 when the text scale is 1, 1 when both scales
+   are 1), all passes of a step in one batched forward unless `RuntimeOptions.batch_passes` says otherwise,
+   optional APG and TeaCache;
 6. decode: `WanVAE.decode_stream`, colour correction towards the reference image, frames handed out one by
    one; the last `motion_frames` frames are written to the chunk's carry folder.
 
@@ -56,6 +56,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from multitalk.generation.block_swap import BlockSwap
+from multitalk.generation.runtime import RuntimeOptions, compile_blocks
 from multitalk.generation.sampler import (
     APG,
     Guidance,
@@ -70,6 +72,7 @@ from multitalk.generation.sampler import (
 )
 from multitalk.generation.streaming import Chunk
 from multitalk.generation.teacache import TeaCache, TeaCacheSettings, cached_forward
+from multitalk.model.attention import resolve_backend, select_backend
 from multitalk.model.buckets import choose_bucket, fit_image_to_bucket
 from multitalk.model.checkpoint import (
     README_POINTER,
@@ -85,6 +88,7 @@ from multitalk.model.dit import DiTInputs, MultiTalkDiT
 from multitalk.model.dtype_policy import DTYPE_POLICIES, DtypePolicy
 from multitalk.model.lora import LoraSpec, merge_loras
 from multitalk.model.masks import Placement, build_person_masks
+from multitalk.model.quantize import quantize_blocks
 from multitalk.model.release import WeightsLayout, load_dit_weights, resolve_weights
 from multitalk.model.t5 import DEFAULT_NEGATIVE_PROMPT, T5TextEncoder, build_umt5_encoder, load_tokenizer
 from multitalk.model.vae import WanVAE
@@ -327,6 +331,10 @@ def to_uint8(frame: torch.Tensor) -> np.ndarray:
 # The denoiser handed to the sampler
 
 
+class OutOfMemoryError(RuntimeError):
+    """The chosen memory mode does not fit the GPU; the message says which lighter modes exist."""
+
+
 class _Denoiser:
     """Runs the DiT for the guidance passes of a step, batched or one pass at a time, with optional TeaCache."""
 
@@ -336,13 +344,11 @@ class _Denoiser:
         cond: ChunkConditions,
         teacache: TeaCache | None,
         batch: bool,
-        on_out_of_memory: Callable[[], None],
     ) -> None:
         self.dit = dit
         self.cond = cond
         self.teacache = teacache
         self.batch = batch
-        self.on_out_of_memory = on_out_of_memory
         self.forwards = 0
         dev = cond.audio.device
         self.zero_audio = torch.zeros((1, *cond.audio.shape[1:]), dtype=cond.audio.dtype, device=dev)
@@ -365,16 +371,17 @@ class _Denoiser:
 
     def __call__(self, latent: torch.Tensor, step: Step, passes: Sequence[GuidancePass]) -> torch.Tensor:
         with torch.no_grad():
-            if self.batch and len(passes) > 1:
-                try:
+            try:
+                if self.batch and len(passes) > 1:
                     return self._run(latent, step, passes)
-                except torch.cuda.OutOfMemoryError:
-                    logger.warning("CUDA out of memory with %d batched passes; running them one by one", len(passes))
-                    self.batch = False
-                    self.on_out_of_memory()
-                    if torch.cuda.is_available():
-                        torch.cuda.empty_cache()
-            return torch.cat([self._run(latent, step, [p]) for p in passes])
+                return torch.cat([self._run(latent, step, [p]) for p in passes])
+            except torch.cuda.OutOfMemoryError as error:
+                how = f"{len(passes)} batched passes" if self.batch and len(passes) > 1 else "one pass at a time"
+                raise OutOfMemoryError(
+                    f"the GPU ran out of memory in a DiT forward ({how}); choose a lighter mode and render again: "
+                    "sequential passes, `offload: t5`, `offload: blocks` (with fewer `resident_blocks`), "
+                    "`quantize: fp8`, or see `multitalk plan` for what fits this card"
+                ) from error
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -397,11 +404,8 @@ class MultiTalkPipeline:
         config: a `ModelConfig` or its registry name ("multitalk-14b", "tiny").
         device: where the models run.
         dtype_policy: "official", "fp32" or a `DtypePolicy`; default official on CUDA, fp32 on the CPU.
-        t5_device: where umT5 lives between encodings (default: "cpu" when `offload_t5`, else `device`).
-        offload_t5: keep umT5 on the CPU and move it to `device` only while encoding.
-        batch_passes: run the guidance passes of a step as one batched forward (default True; falls back to
-            one pass at a time after a CUDA out-of-memory error).
-        loras: LoRAs merged into the DiT after loading.
+        runtime: quantisation, memory mode, attention kernel, compilation and pass batching (`runtime.py`).
+        loras: LoRAs merged into the DiT after loading (before quantisation).
     """
 
     def __init__(
@@ -411,9 +415,7 @@ class MultiTalkPipeline:
         *,
         device: str | torch.device = "cpu",
         dtype_policy: str | DtypePolicy | None = None,
-        t5_device: str | torch.device | None = None,
-        offload_t5: bool = True,
-        batch_passes: bool = True,
+        runtime: RuntimeOptions | None = None,
         loras: Sequence[LoraSpec] = (),
     ) -> None:
         self.config = get_config(config)
@@ -421,13 +423,11 @@ class MultiTalkPipeline:
         self.dtypes = resolve_dtype_policy(dtype_policy, self.device)
         self.layout = weights if isinstance(weights, WeightsLayout) else resolve_weights(Path(weights))
         self.loras = tuple(loras)
-        self.batch_passes = batch_passes
-        self.offload_t5 = offload_t5 and self.device.type != "cpu"
-        self.t5_home = (
-            torch.device(t5_device)
-            if t5_device is not None
-            else (torch.device("cpu") if self.offload_t5 else self.device)
-        )
+        self.runtime = runtime or RuntimeOptions()
+        self.attention = resolve_backend(self.runtime.attention, self.device)  # chosen once, checked up front
+        self.t5_home = torch.device("cpu")  # umT5 lives on the host ...
+        self.t5_visits = self.device.type != "cpu" and not self.runtime.t5_on_cpu  # ... and visits the device
+        self.block_swap: BlockSwap | None = None
         self._text_cache: OrderedDict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._scene_cache: OrderedDict[tuple, _SceneState] = OrderedDict()
         self.last_report: ChunkReport | None = None
@@ -439,8 +439,6 @@ class MultiTalkPipeline:
         cfg, layout, dt, dev = self.config, self.layout, self.dtypes, self.device
         self._check_dit_config()
         self.dit = self._load_dit()
-        merge_loras(self.dit, self.loras)
-        self.dit.eval().requires_grad_(False)
         self.vae = load_pth_checkpoint(build_on_meta(lambda: WanVAE(cfg.vae)), layout.vae, dtype=dt.vae, device=dev)
         self.vae.eval().requires_grad_(False)
         self.text_encoder = T5TextEncoder(
@@ -465,10 +463,38 @@ class MultiTalkPipeline:
             dt.dit,
         )
 
+    def _read_dit_weights(self, meta: MultiTalkDiT, home: torch.device) -> MultiTalkDiT:
+        """Fill the meta-built DiT from the release's files (InfiniteTalk reads another adapter: it overrides this)."""
+        return load_dit_weights(meta, self.layout, dtype=self.dtypes.dit, device=home)
+
     def _load_dit(self) -> MultiTalkDiT:
-        """The DiT from the release's files (InfiniteTalk reads another adapter file: it overrides this)."""
-        model = build_on_meta(lambda: MultiTalkDiT(self.config.dit))
-        return load_dit_weights(model, self.layout, dtype=self.dtypes.dit, device=self.device)
+        """The DiT with its LoRAs merged, quantised and placed as the runtime options say.
+
+        With quantisation or block swap the bf16 weights are loaded on the host and go to the device one block at a
+        time (quantised there, or swapped), so the full bf16 DiT never sits on the device.
+        """
+        cfg, rt, dev = self.config, self.runtime, self.device
+        staged = dev.type != "cpu" and (rt.quantize != "none" or rt.blocks_on_gpu is not None)
+        home = torch.device("cpu") if staged else dev
+        meta = build_on_meta(lambda: MultiTalkDiT(cfg.dit))
+        dit = self._read_dit_weights(meta, home)
+        merge_loras(dit, self.loras)
+        dit.eval().requires_grad_(False)
+        resident = rt.blocks_on_gpu
+        for name, child in dit.named_children():  # everything but the blocks is small: it stays on the device
+            if name != "blocks":
+                child.to(dev)
+        for name, param in dit.named_parameters(recurse=False):
+            dit._parameters[name] = torch.nn.Parameter(param.to(dev), requires_grad=False)
+        if rt.quantize != "none":
+            quantize_blocks(dit.blocks, rt.quantize, dev, keep=None if resident is None else range(resident))
+        if resident is not None:
+            self.block_swap = BlockSwap(dit.blocks, resident, dev)
+        else:
+            dit.blocks.to(dev)
+        if rt.compile:
+            compile_blocks(dit.blocks)
+        return dit
 
     def _check_dit_config(self) -> None:
         """The release's DiT `config.json` must describe the model config we build."""
@@ -514,13 +540,15 @@ class MultiTalkPipeline:
             self._text_cache.move_to_end(key)
             return self._text_cache[key]
         model = self.text_encoder.model
-        if self.offload_t5:
+        if self.t5_visits:
             model.to(self.device)
         try:
             context, context_null = self.text_encoder([prompt, negative])
         finally:
-            if self.offload_t5:
+            if self.t5_visits:
                 model.to(self.t5_home)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()  # give the visit's memory back before the DiT runs
         entry = (context.to(self.device), context_null.to(self.device))
         self._text_cache[key] = entry
         while len(self._text_cache) > TEXT_CACHE_SIZE:
@@ -643,10 +671,8 @@ class MultiTalkPipeline:
         if settings.teacache is not None:
             teacache = TeaCache(TeaCacheSettings(threshold=settings.teacache, resolution=resolution), settings.steps)
 
-        def fell_back() -> None:
-            self.batch_passes = False
-
-        denoise = _Denoiser(self.dit, cond, teacache, self.batch_passes, fell_back)
+        select_backend(self.attention, self.device)
+        denoise = _Denoiser(self.dit, cond, teacache, self.runtime.batch_passes)
         latent = self._sample(denoise, noise, guidance, schedule, cond, generator, on_step)
         self.last_report = ChunkReport(
             chunk_index=chunk_index,
@@ -684,7 +710,7 @@ class MultiTalkPipeline:
     @torch.no_grad()
     def decode(self, latent: torch.Tensor, reference: torch.Tensor, strength: float) -> Iterator[torch.Tensor]:
         """Decoded frames (3, H, W) fp32 in [-1, 1], colour-corrected towards `reference`, one at a time."""
-        for block in self.vae.decode_stream(latent[None]):  # (1, 3, 1 or 4, H, W)
+        for block in self.vae.decode_stream(latent[None], tiles=self.runtime.vae_tiles):  # (1, 3, 1 or 4, H, W)
             if strength > 0:
                 block = match_color(block, reference, strength)
             for i in range(block.shape[2]):

@@ -17,8 +17,8 @@ Base keys the adapter overrides are logged. Tensors stream into a meta-built mod
 
 Quantised files (`quant_models/`) are optimum-quanto state dicts (`*._data` / `*._scale` tensors plus a
 `{module: {"weights": "qfloat8_e4m3fn" | "qint8", ...}}` map, loaded officially with `quanto.requantize`) of the
-whole merged DiT. Our loader does not read that format yet: `quant_file` finds them and `load_infinitetalk_dit`
-refuses them with a message saying so (see README "InfiniteTalk weights").
+whole merged DiT. Our loader does not read that format: `quantize: fp8 | int8` quantises the bf16 DiT while
+loading instead (the pipeline's runtime options, as for MultiTalk); `quant_file` only says where they would be.
 
 References: MeiGen-AI/InfiniteTalk `wan/multitalk.py` (`InfiniteTalkPipeline.__init__`), README "Model Preparation".
 """
@@ -181,26 +181,14 @@ def merge_plan(files: Sequence[Path]) -> tuple[dict[Path, list[str]], dict[str, 
     return plan, overridden
 
 
-def check_quantize(quantize: str | None) -> None:
-    """Refuse quantised InfiniteTalk renders, saying why (see the module docstring)."""
-    if quantize not in (None, "none"):
-        raise C.WeightsError(
-            f"quantize: {quantize} is not supported for InfiniteTalk yet: the official "
-            f"{QUANT_DIR}/infinitetalk_<variant>_{quantize}.safetensors is an optimum-quanto state dict of the merged "
-            "DiT, which our loader does not read; use quantize: none (the bf16 files)"
-        )
-
-
 def load_infinitetalk_dit(
     model: nn.Module,
     layout: InfiniteTalkLayout,
     *,
     dtype: torch.dtype | None = torch.bfloat16,
     device: torch.device | str = "cpu",
-    quantize: str | None = None,
 ) -> nn.Module:
     """Fill a meta-built DiT from the 7 base shards + the InfiniteTalk file, the adapter's keys winning; strict."""
-    check_quantize(quantize)
     files = [*layout.base_shards, layout.adapter]
     plan, overridden = merge_plan(files)
     if overridden:

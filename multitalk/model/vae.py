@@ -28,6 +28,8 @@ from einops import rearrange
 from safetensors.torch import load_file
 from torch import nn
 
+from multitalk.model.vae_tiling import VAETiles, tiled_decode_stream
+
 logger = logging.getLogger(__name__)
 
 CACHE_T = 2  # frames a causal 3x3x3 conv needs from the previous chunk (its front time padding)
@@ -499,16 +501,22 @@ class WanVAE(nn.Module):
         return (mu - mean) * inv_std
 
     @torch.no_grad()
-    def decode_stream(self, latent: torch.Tensor, *, clamp: bool = True) -> Iterator[torch.Tensor]:
+    def decode_stream(
+        self, latent: torch.Tensor, *, clamp: bool = True, tiles: VAETiles | None = None
+    ) -> Iterator[torch.Tensor]:
         """Decodes a normalised latent (B, z_dim, F, h, w) one latent frame at a time.
 
         Yields float32 (B, 3, 1, 8h, 8w) for latent frame 0, then (B, 3, 4, 8h, 8w) per later frame, clamped
         to [-1, 1] unless `clamp` is False. Only one latent frame's activations and the small causal cache are
-        alive at a time, so callers can write frames out as they come.
+        alive at a time, so callers can write frames out as they come. With `tiles`, each latent frame is
+        decoded in overlapping spatial tiles (`vae_tiling.py`), which bounds the activations at 720p.
         """
         self._check_latent(latent)
         mean, inv_std = self._stats()
         z = latent.to(device=self._param.device, dtype=torch.float32) / inv_std + mean  # (B, z, F, h, w)
+        if tiles is not None:
+            yield from tiled_decode_stream(self, z, tiles, clamp)
+            return
         cache = FeatureCache()
         for f in range(z.shape[2]):
             cache.start_chunk()

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from multitalk.generation.infinitetalk import InfiniteTalkPipeline, InfiniteTalkSceneSpec
-from multitalk.generation.pipeline import CARRY_DTYPE, ChunkAudio, MultiTalkPipeline
+from multitalk.generation.pipeline import CARRY_DTYPE, ChunkAudio
 from multitalk.generation.streaming import Chunk
 from multitalk.media.source_video import SourceVideo, convert_to_25fps
 from multitalk.model import infinitetalk_weights as ITW
@@ -85,6 +85,7 @@ class InfiniteTalkRenderer(MultiTalkRenderer):
     """
 
     name = "infinitetalk"
+    family = "infinitetalk"
 
     def __init__(self, weights: str | Path | None = None, *, config: str = "infinitetalk-14b", **options: Any) -> None:
         super().__init__(weights, config=get_config(infinitetalk_config_name(str(config))), **options)
@@ -167,30 +168,31 @@ class InfiniteTalkRenderer(MultiTalkRenderer):
     ) -> Iterator[np.ndarray]:
         if context.fps != 25:
             raise ValueError(f"scene {context.scene_id!r}: InfiniteTalk renders at 25 fps, got {context.fps}")
-        ITW.check_quantize(str(context.model.settings.quantize))
         spec = self.scene_spec(context)
         start, end = chunk.audio_window(self.audio_margin_frames)
         windows = tuple(context.read_track_window(i, start, end) for i in range(len(context.persons)))
-        pipeline = self.pipeline_for_variant(self.variant_for(context))
+        pipeline = self.pipeline(context)
         yield from pipeline.render_chunk(
             spec, chunk, ChunkAudio(windows, start), previous, carry_out, self.settings_for(context)
         )
 
     # -- loading ----------------------------------------------------------------------------------------
 
-    def pipeline(self) -> MultiTalkPipeline:
-        raise TypeError("an InfiniteTalk pipeline depends on the scene's adapter; use pipeline_for_variant")
-
-    def pipeline_for_variant(self, variant: str) -> InfiniteTalkPipeline:
-        """The loaded pipeline of this device for one adapter (shared with renderers of the same key)."""
-        layout = self.layout_for(variant)
+    def pipeline(self, context: SceneContext | None = None) -> InfiniteTalkPipeline:
+        """The loaded pipeline of this device for the scene's adapter and model settings (shared between
+        renderers of the same key); without a scene, the adapter of the first variant present."""
+        if context is None:
+            present = ITW.available_variants(self.weights_root)
+            layout = self.layout_for(present[0] if present else "single")
+        else:
+            layout = self.layout_for(self.variant_for(context))
         return pipeline_for(
             layout,
             self.config,
             self.slot,
             self.dtype_policy,
-            self.loras,
+            self.loras_for(context) if context is not None else self.loras,
             fingerprint=layout.fingerprint(),
             pipeline_class=InfiniteTalkPipeline,
-            **self.pipeline_options,
+            runtime=self.runtime_for(context) if context is not None else self.runtime,
         )

@@ -2,8 +2,8 @@
 
 Authors write `defaults.model` (a map, or the short form `model: infinitetalk` for `{family: infinitetalk}`); a
 scene may override what changes its picture (`family`, `variant`, `preset`, `loras`, `quantize`). How the model
-uses the machine (`offload`, `resident_blocks`, `attention`, `compile`) is a property of the render, not of a
-scene, so it is set once under `defaults.model` (or on the command line).
+uses the machine (`offload`, `resident_blocks`, `attention`, `compile`, `vae_tiling`) is a property of the
+render, not of a scene, so it is set once under `defaults.model` (or on the command line).
 
 A preset is a named bundle of sampling values (and, for `fast`, a LoRA): `fast` is the 4-step, guidance-off
 recipe of a step- and CFG-distilled LoRA (lightx2v Wan2.1-I2V-14B-480P StepDistill-CfgDistill), 1 DiT forward a
@@ -12,8 +12,9 @@ author writes under `defaults.sampling` always win over the preset's.
 
 Only what changes the output goes into the chunk keys (the renderer decides, see
 `MultiTalkRenderer.chunk_key_material`): the LoRA files' content and strengths, the quantisation, an
-approximate attention kernel (`sage`), and the sampling values the preset sets. Where the weights live during a
-step (`offload`), an exact attention kernel and `compile` compute the same numbers and stay out of the keys.
+approximate attention kernel (`sage`), tiled VAE decode, and the sampling values the preset sets. Where the
+weights live during a step (`offload`), an exact attention kernel and `compile` compute the same numbers and
+stay out of the keys.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ AttentionName = Literal["auto", "flash3", "flash2", "sage", "sdpa"]
 
 FAST_LORA_FILE = "lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors"
 LORAS_DIR = "loras"  # preset LoRAs are looked up in <weights root>/loras/
-DEFAULT_RESIDENT_BLOCKS = 10  # DiT blocks kept on the GPU with `offload: blocks` when no count is given
 SCENE_FIELDS = ("family", "variant", "preset", "loras", "quantize")  # what a scene may override
 
 
@@ -86,9 +86,10 @@ class ModelSettings(_Strict):
     loras: list[LoraSetting] = Field(default_factory=list)
     quantize: Quantize = "none"  # DiT linear weights: fp8 (e4m3, per-output-channel scales) or int8
     offload: Offload = "none"  # none | t5 (umT5 on the CPU) | blocks (DiT block swap) | sequential
-    resident_blocks: Annotated[int, Field(ge=0)] | None = None  # DiT blocks kept on the GPU with offload: blocks
+    resident_blocks: Annotated[int, Field(ge=0)] | None = None  # with offload: blocks (default 10 of 40 on the GPU)
     attention: AttentionName = "auto"  # auto picks the fastest exact kernel installed (flash3, flash2, sdpa)
     compile: bool = False  # torch.compile the DiT blocks
+    vae_tiling: bool = False  # decode in overlapping tiles (bounds VAE memory at 720p; changes the output slightly)
 
     @model_validator(mode="before")
     @classmethod
@@ -104,13 +105,6 @@ class ModelSettings(_Strict):
                 f"resident_blocks is the block-swap count; it needs `offload: blocks` (offload is {offload!r})"
             )
         return value
-
-    @property
-    def blocks_on_gpu(self) -> int | None:
-        """DiT blocks resident on the GPU: None = all (no block swap), 0 with sequential offload."""
-        if self.offload == "blocks":
-            return DEFAULT_RESIDENT_BLOCKS if self.resident_blocks is None else self.resident_blocks
-        return 0 if self.offload == "sequential" else None
 
     def with_scene(self, scene: SceneModelSettings | None) -> ModelSettings:
         """These settings with a scene's overrides applied (LoRA paths keep their resolved files)."""

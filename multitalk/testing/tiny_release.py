@@ -368,3 +368,33 @@ def write_tiny_scene(
         sf.write(path, samples.astype(np.float32), 16000, subtype="FLOAT")
         tracks.append(path)
     return TinyScene(image, tuple(tracks), total_frames)
+
+
+def write_tiny_lora(path: Path, config: ModelConfig | str = "tiny", *, rank: int = 2, seed: int = 0) -> Path:
+    """A small random LoRA for the tiny DiT in the lightx2v StepDistill file layout.
+
+    `diffusion_model.` keys with lora_down / lora_up / alpha on every block's attention and FFN linears, `diff_b`
+    bias deltas, `diff` on the norms, `blocks.N.diff_m` and `head.modulation.diff`, all kept small so the model
+    stays well-behaved.
+    """
+    config = CONFIGS[config] if isinstance(config, str) else config
+    g = torch.Generator().manual_seed(seed)
+    with torch.device("meta"):
+        model = MultiTalkDiT(config.dit)
+    state: dict[str, torch.Tensor] = {}
+    for name, module in model.named_modules():
+        if not name.startswith("blocks.") or not isinstance(module, torch.nn.Linear):
+            continue
+        out_f, in_f = module.weight.shape
+        state[f"diffusion_model.{name}.lora_down.weight"] = 0.02 * torch.randn(rank, in_f, generator=g)
+        state[f"diffusion_model.{name}.lora_up.weight"] = 0.02 * torch.randn(out_f, rank, generator=g)
+        state[f"diffusion_model.{name}.alpha"] = torch.tensor(float(rank))
+        state[f"diffusion_model.{name}.diff_b"] = 0.01 * torch.randn(out_f, generator=g)
+    for index, block in enumerate(model.blocks):
+        state[f"diffusion_model.blocks.{index}.norm3.diff"] = 0.01 * torch.randn(block.norm3.weight.shape, generator=g)
+        state[f"diffusion_model.blocks.{index}.diff_m"] = 0.01 * torch.randn(block.modulation.shape, generator=g)
+    state["diffusion_model.head.modulation.diff"] = 0.01 * torch.randn(model.head.modulation.shape, generator=g)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return path

@@ -291,7 +291,7 @@ def test_each_step_given_the_saved_latents_matches_official(run, conditions, dit
             y=c["y"], audio=c["audio"], masks=c["ref_target_masks"], motion=c["latent_motion_frames"],
             reference=c["cond_image"],
         )  # fmt: skip
-        denoise = _Denoiser(dit, cond, None, True, lambda: None)
+        denoise = _Denoiser(dit, cond, None, True)
         latents, passes, ts = (tensors[f"{name}.chunk{k}.{x}"] for x in ("latents", "pass_outputs", "timesteps"))
         for i in range(meta["steps"]):
             step = SimpleNamespace(index=i, t=ts[i : i + 1], t_next=ts[i + 1 : i + 2])
@@ -351,7 +351,7 @@ def test_the_two_chunk_run_through_our_loop_matches_official(run, conditions, di
         seen: list[torch.Tensor] = []
         ts = tensors[f"{name}.chunk{k}.timesteps"]
         latent = sample_pinned(
-            _Denoiser(dit, inputs, None, True, lambda: None), c["noise"], cond.motion, guidance, ts,
+            _Denoiser(dit, inputs, None, True), c["noise"], cond.motion, guidance, ts,
             on_step=lambda step, x, seen=seen: seen.append(x),
         )  # fmt: skip
         official = tensors[f"{name}.chunk{k}.latents"]

@@ -21,12 +21,14 @@ from multitalk.generation.pipeline import (
     CARRY_TENSORS,
     ChunkAudio,
     MultiTalkPipeline,
+    OutOfMemoryError,
     SamplingSettings,
     SceneSpec,
     chunk_audio_features,
     read_carry,
     weights_root,
 )
+from multitalk.generation.runtime import RuntimeOptions, compile_blocks
 from multitalk.generation.sampler import chunk_generator, draw_noise, sample, timesteps
 from multitalk.generation.streaming import audio_window, plan_chunks
 from multitalk.model.checkpoint import MissingWeightsError, WeightsError
@@ -270,11 +272,11 @@ def test_teacache_off_is_exactly_plain_sampling(pipeline, scene):
     noise = draw_noise((16, *cond.y.shape[2:]), generator)
     with torch.no_grad():
         expected = sample(plain, noise, guidance=settings.guidance(), schedule=timesteps(4, 7.0), generator=generator)
-    pipeline.batch_passes = False
+    pipeline.runtime = dataclasses.replace(pipeline.runtime, batch_passes=False)
     try:
         latent = pipeline.sample_latent(cond, spec.seed, 0, settings, "480p")
     finally:
-        pipeline.batch_passes = True
+        pipeline.runtime = dataclasses.replace(pipeline.runtime, batch_passes=True)
     assert torch.equal(latent, expected)
     assert pipeline.last_report.teacache_skipped == 0 and pipeline.last_report.forwards == 4 * 3
 
@@ -310,12 +312,12 @@ def test_two_pass_mode_when_text_guidance_is_one(pipeline, scene, monkeypatch):
 def test_one_pass_at_a_time_matches_the_batched_forward(pipeline, scene):
     cond, spec = _conditions(pipeline, scene, FAST)
     batched = pipeline.sample_latent(cond, spec.seed, 0, FAST, "480p")
-    pipeline.batch_passes = False
+    pipeline.runtime = dataclasses.replace(pipeline.runtime, batch_passes=False)
     try:
         single = pipeline.sample_latent(cond, spec.seed, 0, FAST, "480p")
         assert pipeline.last_report.forwards == STEPS * 3
     finally:
-        pipeline.batch_passes = True
+        pipeline.runtime = dataclasses.replace(pipeline.runtime, batch_passes=True)
     torch.testing.assert_close(single, batched, rtol=1e-5, atol=1e-5)
 
 
@@ -388,3 +390,61 @@ def test_audio_past_the_track_end_is_silence(pipeline, scene):
     ours = chunk_audio_features(pipeline.wav2vec, audio_window(track, start, end), start, chunk.start, 17, 8)
     explicit = chunk_audio_features(pipeline.wav2vec, padded[start * 640 :], start, chunk.start, 17, 8)
     assert torch.equal(ours, explicit)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Runtime options: memory modes, out-of-memory, quantisation, compilation
+
+
+def _first_chunk_latent(pipeline, scene, settings=FAST) -> torch.Tensor:
+    cond, spec = _conditions(pipeline, scene, settings)
+    return pipeline.sample_latent(cond, spec.seed, 0, settings, "480p")
+
+
+@pytest.mark.parametrize(
+    "runtime", [RuntimeOptions(offload="blocks", resident_blocks=1), RuntimeOptions(offload="sequential")]
+)
+def test_block_swap_and_sequential_offload_are_bit_identical_to_resident(release, pipeline, scene, runtime):
+    resident = _first_chunk_latent(pipeline, scene)
+    swapped = MultiTalkPipeline(release, "tiny", runtime=runtime)
+    assert swapped.block_swap is not None
+    latent = _first_chunk_latent(swapped, scene)
+    assert torch.equal(latent, resident)
+    swap = swapped.block_swap
+    assert swap.swapped_indices == tuple(range(runtime.blocks_on_gpu, CONFIG.dit.num_layers))
+    n = len(swap.swapped_indices)
+    assert swap.copies == (STEPS * n + 1 if n > 1 else 1)  # in for every forward, + the next prefetch
+    for index in swap.swapped_indices[1:]:  # between forwards only the first (prefetched) swapped block is loaded
+        assert all(p.numel() == 0 for p in swapped.dit.blocks[index].parameters())
+
+
+def test_out_of_memory_says_what_to_change_and_never_switches_modes(pipeline, scene, monkeypatch):
+    cond, spec = _conditions(pipeline, scene, FAST)
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(pipeline.dit, "prepare", out_of_memory)
+    with pytest.raises(OutOfMemoryError, match=r"3 batched passes.*sequential passes.*offload: blocks.*plan"):
+        pipeline.sample_latent(cond, spec.seed, 0, FAST, "480p")
+    assert pipeline.runtime.batch_passes  # the chosen mode is kept: a resumed render runs the same way
+
+
+@pytest.mark.parametrize(("mode", "tolerance"), [("fp8", 0.12), ("int8", 0.03)])
+def test_quantised_dit_stays_within_the_measured_error(release, pipeline, scene, mode, tolerance):
+    """Relative L2 error of the first chunk's final latent against the fp32 pipeline (bench/RESULTS.md has the
+    figures, bench/quantization_error.py: fp8 7.8e-2, int8 1.6e-2 on this tiny model; tolerance about 1.5-2x)."""
+    pytest.importorskip("torchao", reason="the quant extra (setup.sh installs it)")
+    reference = _first_chunk_latent(pipeline, scene)
+    quantised = MultiTalkPipeline(release, "tiny", runtime=RuntimeOptions(quantize=mode))
+    assert type(quantised.dit.blocks[0].self_attn.q.weight).__name__ in ("Float8Tensor", "Int8Tensor")
+    latent = _first_chunk_latent(quantised, scene)
+    error = ((latent - reference).norm() / reference.norm()).item()
+    assert 0 < error < tolerance, error
+
+
+def test_compiled_blocks_compute_the_same_forward(release, pipeline, scene):
+    compiled = MultiTalkPipeline(release, "tiny")
+    compile_blocks(compiled.dit.blocks, backend="eager")  # the wiring; inductor needs a compiler, tested on a GPU
+    assert all(getattr(block, "_compiled_call_impl", None) is not None for block in compiled.dit.blocks)
+    torch.testing.assert_close(_first_chunk_latent(compiled, scene), _first_chunk_latent(pipeline, scene))

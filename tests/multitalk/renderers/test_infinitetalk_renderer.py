@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from multitalk.generation.streaming import plan_chunks
-from multitalk.model import checkpoint as C
 from multitalk.renderers import infinitetalk as IT
 from multitalk.renderers.base import Person, SceneContext
 from multitalk.screenplay.model_settings import ModelSettings, SceneModel
@@ -69,8 +68,13 @@ def test_keys_name_the_adapter_and_the_take_not_where_its_conversion_lives(weigh
     assert renderer.identity()["weights"] == IT.InfiniteTalkRenderer(weights, config="tiny").identity()["weights"]
 
 
-def test_quantised_renders_are_refused_with_the_reason(weights, take):
+def test_quantisation_is_the_shared_while_loading_kind_and_reaches_the_keys(weights, take):
+    """The official quant_models/ files are not read; `quantize` quantises the bf16 DiT while loading."""
     renderer = IT.InfiniteTalkRenderer(weights, config="tiny")
     chunk = plan_chunks(40, renderer.geometry)[0]
-    with pytest.raises(C.WeightsError, match="optimum-quanto"):
-        next(renderer.render_chunk(context(take, quantize="fp8"), chunk, None, Path("unused")))
+    plain = renderer.chunk_key_material(context(take), chunk)
+    fp8 = renderer.chunk_key_material(context(take, quantize="fp8"), chunk)
+    assert "model" not in plain and fp8["model"]["quantize"] == "fp8"
+    assert renderer.runtime_for(context(take, quantize="int8")).quantize == "int8"
+    with pytest.raises(ValueError, match="family 'multitalk'"):
+        renderer.runtime_for(SceneContext(**{**context(take).__dict__, "model": SceneModel()}))

@@ -186,3 +186,86 @@ def test_a_scene_through_the_spine_and_a_resume_from_the_store(release, context,
     resumed = chunk_stage.build(store, planned[2], resumed_renderer, context, encode)
     assert (resumed.carry / CARRY_TENSORS).read_bytes() == carry
     assert resumed.segment.read_bytes() == segment
+
+
+def _screenplay_model(tmp_path: Path, model_yaml: str, image: Path):
+    """A scene's effective model settings, from a real screenplay file through load_screenplay."""
+    from multitalk.screenplay import load_screenplay
+    from multitalk.screenplay.model_settings import scene_model
+
+    folder = tmp_path / "play"
+    folder.mkdir(exist_ok=True)
+    (folder / "scene.png").write_bytes(Path(image).read_bytes())
+    path = folder / "play.yaml"
+    path.write_text(
+        f"title: Fast\ndefaults:\n{model_yaml}\ncharacters:\n  alice: en-us+f3\n  bob: en-us+m3\n"
+        "scenes:\n  - id: kitchen\n    image: scene.png\n    lines:\n      - alice: Hi.\n      - bob: Hello.\n"
+    )
+    screenplay = load_screenplay(path)
+    return scene_model(screenplay.defaults.model, screenplay.defaults.sampling, screenplay.scenes[0].model)
+
+
+def test_a_fast_preset_screenplay_renders_one_forward_per_step_with_its_own_keys(release, context, tmp_path):
+    """`preset: fast` through load_screenplay, the tiny official-layout release with the preset's lightx2v-style
+    LoRA under <weights>/loras/, and the real spine: 4 steps x 1 forward per chunk, keys unlike the default's."""
+    from multitalk.screenplay.model_settings import FAST_LORA_FILE, LORAS_DIR
+    from multitalk.testing.tiny_release import write_tiny_lora
+
+    weights = write_tiny_release(tmp_path / "weights", CONFIG)
+    write_tiny_lora(weights / LORAS_DIR / FAST_LORA_FILE, CONFIG)
+    fast = _with(
+        context,
+        **{"model": (m := _screenplay_model(tmp_path, "  model: {preset: fast}", context.image))},
+        settings=dict(m.sampling),
+    )
+    default = _with(context, model=_screenplay_model(tmp_path, "  seed: 42", context.image))
+    default = _with(default, settings=dict(default.model.sampling))
+    renderer = _renderer(weights)
+    encode = EncodeSettings()
+    fast_plan = chunk_stage.plan("scene-key", fast, renderer, encode)
+    default_plan = chunk_stage.plan("scene-key", default, renderer, encode)
+    assert all(a.key != b.key for a, b in zip(fast_plan, default_plan, strict=True))
+    material = renderer.chunk_key_material(fast, fast_plan[0].chunk)
+    assert material["sampling"]["steps"] == 4 and material["sampling"]["text_guidance"] == 1.0
+    assert material["model"]["loras"][0]["scale"] == 1.0  # the preset's LoRA, by content
+    assert "model" not in renderer.chunk_key_material(default, default_plan[0].chunk)  # defaults add nothing
+
+    store = Store(tmp_path / "outputs")
+    rendered = None
+    for step in fast_plan:
+        rendered = chunk_stage.build(store, step, renderer, fast, encode)
+        report = renderer.pipeline(fast).last_report
+        assert report.passes == ("cond",) and report.steps == 4 and report.forwards == 4
+    assert rendered.frames == fast_plan[-1].chunk.delivered
+    pipeline = renderer.pipeline(fast)
+    assert len(pipeline.loras) == 1 and pipeline.loras[0].path.name == FAST_LORA_FILE
+    renderer_module.release_pipelines()
+
+
+def test_a_preset_lora_that_is_not_there_is_one_clear_error(release, context, tmp_path):
+    fast = _with(context, model=_screenplay_model(tmp_path, "  model: {preset: fast}", context.image))
+    with pytest.raises(MissingWeightsError, match=r"lightx2v_I2V_14B_480p.*loras/"):
+        _renderer(release).chunk_key_material(fast, plan_chunks(TOTAL_FRAMES, CONFIG.geometry)[0])
+
+
+def test_only_output_changing_model_settings_reach_the_keys(release, context, tmp_path):
+    from multitalk.screenplay.model_settings import ModelSettings, SceneModel
+
+    renderer = _renderer(release)
+    chunk = plan_chunks(TOTAL_FRAMES, renderer.geometry)[0]
+    base = renderer.chunk_key_material(context, chunk)
+
+    def material(**settings):
+        return renderer.chunk_key_material(_with(context, model=SceneModel(ModelSettings(**settings))), chunk)
+
+    for same in (
+        {"offload": "blocks", "resident_blocks": 3},
+        {"offload": "t5"},
+        {"attention": "sdpa"},
+        {"compile": True},
+    ):
+        assert material(**same) == base, same
+    for changed in ({"quantize": "fp8"}, {"quantize": "int8"}, {"attention": "sage"}, {"vae_tiling": True}):
+        assert material(**changed) != base, changed
+    with pytest.raises(ValueError, match="family 'infinitetalk'"):
+        material(family="infinitetalk")

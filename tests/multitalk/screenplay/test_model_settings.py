@@ -80,12 +80,12 @@ def test_scene_loras_replace_the_preset_lora_and_resolve_inside_the_folder(proje
     )
     two = effective(screenplay, 1)
     assert two.loras(None) == (ResolvedLora((project / "loras" / "style.safetensors").resolve(), 0.5),)
-    assert two.settings.offload == "blocks" and two.settings.blocks_on_gpu == 4  # machine settings inherited
-    assert effective(screenplay, 0).settings.blocks_on_gpu == 4
+    assert (two.settings.offload, two.settings.resident_blocks) == ("blocks", 4)  # machine settings inherited
+    assert effective(screenplay, 0).settings.resident_blocks == 4
 
 
 def test_overrides_are_validated() -> None:
     settings = ModelSettings().with_overrides(quantize="fp8", offload="sequential", preset=None)
-    assert (settings.quantize, settings.offload, settings.blocks_on_gpu) == ("fp8", "sequential", 0)
+    assert (settings.quantize, settings.offload, settings.resident_blocks) == ("fp8", "sequential", None)
     with pytest.raises(ValueError, match="quantize"):
         ModelSettings().with_overrides(quantize="fp4")
