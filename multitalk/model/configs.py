@@ -232,10 +232,24 @@ CONFIGS["tiny-infinitetalk"] = dataclasses.replace(
 )
 
 
+# The config of each model family for a MultiTalk config name (a render names one model config for all scenes).
+FAMILY_CONFIGS: dict[str, dict[str, str]] = {
+    "multitalk": {},
+    "infinitetalk": {"multitalk-14b": "infinitetalk-14b", "tiny": "tiny-infinitetalk"},
+}
+
+
+def config_for_family(config: str | ModelConfig, family: str) -> ModelConfig:
+    """`config` as the given family runs it: `multitalk-14b` -> `infinitetalk-14b`, `tiny` -> `tiny-infinitetalk`
+    for InfiniteTalk; a config of the family already (or a MultiTalk one for MultiTalk) passes through."""
+    if family not in FAMILY_CONFIGS:
+        raise ValueError(f"unknown model family {family!r} (known: {', '.join(FAMILY_CONFIGS)})")
+    name = config.name if isinstance(config, ModelConfig) else config
+    mapped = FAMILY_CONFIGS[family].get(name)
+    return get_config(mapped) if mapped is not None else get_config(config)
+
+
 def geometry_for_family(family: str) -> ChunkGeometry:
     """The chunk geometry of the released model of a family (`multitalk`: 81/25, `infinitetalk`: 81/9, i.e. 72 new
     frames per later chunk), for the preview renderer and `multitalk plan` to count chunks as the model will."""
-    names = {"multitalk": "multitalk-14b", "infinitetalk": "infinitetalk-14b"}
-    if family not in names:
-        raise ValueError(f"unknown model family {family!r} (known: {', '.join(names)})")
-    return CONFIGS[names[family]].geometry
+    return config_for_family("multitalk-14b", family).geometry

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from multitalk.generation.streaming import Chunk
 from multitalk.media.source_video import SourceVideo, convert_to_25fps
 from multitalk.model import infinitetalk_weights as ITW
 from multitalk.model.buckets import choose_bucket
-from multitalk.model.configs import get_config
+from multitalk.model.configs import ModelConfig, config_for_family
 from multitalk.model.fingerprint import fingerprint_files
 from multitalk.model.release import COMPONENTS
 from multitalk.renderers.base import SceneContext
@@ -43,15 +43,8 @@ from multitalk.store.keys import file_digest
 logger = logging.getLogger(__name__)
 
 VERSION = "infinitetalk-1"
-# The InfiniteTalk config of a MultiTalk config name (the flows name one model config for the whole render).
-CONFIG_FOR: Mapping[str, str] = {"multitalk-14b": "infinitetalk-14b", "tiny": "tiny-infinitetalk"}
 SOURCE_CACHE = Path(tempfile.gettempdir()) / "multitalk-dubbing-sources"
 _SOURCES_LOCK = threading.Lock()
-
-
-def infinitetalk_config_name(name: str) -> str:
-    """`multitalk-14b` -> `infinitetalk-14b`, `tiny` -> `tiny-infinitetalk`; InfiniteTalk names pass through."""
-    return CONFIG_FOR.get(name, name)
 
 
 def source_at_25fps(video: Path, cache: Path | None = None) -> SourceVideo:
@@ -80,15 +73,17 @@ def resolve_variant(requested: str, persons: int) -> str:
 class InfiniteTalkRenderer(MultiTalkRenderer):
     """Renders scenes with InfiniteTalk (official weights): image scenes and dubbed takes.
 
-    Args: as `MultiTalkRenderer`; `config` is an InfiniteTalk config name (or a MultiTalk one, mapped by
-    `CONFIG_FOR`). The adapter variant comes from each scene's model settings.
+    Args: as `MultiTalkRenderer`; `config` is an InfiniteTalk config (or a MultiTalk one, mapped by
+    `configs.config_for_family`). The adapter variant comes from each scene's model settings.
     """
 
     name = "infinitetalk"
     family = "infinitetalk"
 
-    def __init__(self, weights: str | Path | None = None, *, config: str = "infinitetalk-14b", **options: Any) -> None:
-        super().__init__(weights, config=get_config(infinitetalk_config_name(str(config))), **options)
+    def __init__(
+        self, weights: str | Path | None = None, *, config: str | ModelConfig = "infinitetalk-14b", **options: Any
+    ) -> None:
+        super().__init__(weights, config=config_for_family(config, self.family), **options)
         self._layouts: dict[str, ITW.InfiniteTalkLayout] = {}
 
     # -- weights ----------------------------------------------------------------------------------------

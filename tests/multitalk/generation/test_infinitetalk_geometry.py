@@ -30,3 +30,24 @@ def test_chunk_counts(frames, infinitetalk, multitalk):
 def test_the_preview_renderer_counts_chunks_like_the_model_it_stands_in_for():
     for family in ("infinitetalk", "multitalk"):
         assert _make("preview", "cpu", None, "multitalk-14b", family).geometry == geometry_for_family(family)
+
+
+def test_plan_counts_infinitetalk_scenes_with_72_new_frames_per_chunk(tmp_path):
+    from PIL import Image
+
+    from multitalk.generation.gpu_plan import card, plan_screenplay
+    from multitalk.model.configs import get_config
+    from multitalk.screenplay import load_screenplay
+
+    Image.new("RGB", (640, 360)).save(tmp_path / "two.png")
+    words = " ".join(["word"] * 60)  # long enough for several chunks
+    (tmp_path / "play.yaml").write_text(
+        "title: Plan\ncharacters: {mia: en-us+f3}\nscenes:\n"
+        f"  - id: still\n    image: two.png\n    lines:\n      - mia: {words}\n"
+        f"  - id: long\n    image: two.png\n    model: infinitetalk\n    lines:\n      - mia: {words}\n"
+    )
+    plan = plan_screenplay(load_screenplay(tmp_path / "play.yaml"), get_config("multitalk-14b"), card("h100"))
+    still, long = plan.scenes
+    assert still.frames == long.frames > 2 * 81
+    assert still.chunks == chunk_count(still.frames, geometry_for_family("multitalk"))
+    assert long.chunks == chunk_count(long.frames, geometry_for_family("infinitetalk")) < still.chunks
