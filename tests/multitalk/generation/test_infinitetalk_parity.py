@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 from multitalk.generation.infinitetalk import chunk_condition, pin_motion, reference_frame_index, sample_pinned
 from multitalk.generation.pipeline import ChunkConditions, MultiTalkPipeline, _Denoiser
+from multitalk.generation.runtime import RuntimeOptions
 from multitalk.generation.sampler import Guidance, euler_step, guide, motion_latent_frames
 from multitalk.generation.streaming import ChunkGeometry, plan_chunks
 from multitalk.model.buckets import choose_bucket, fit_image_to_bucket
@@ -164,8 +165,10 @@ def chunk_audio(run, case: dict, k: int) -> torch.Tensor:
 
 
 def decode(vae: WanVAE, latent: torch.Tensor, colour_reference: torch.Tensor, strength: float):
-    """Our streaming decode + colour correction (the pipeline's own method, which only needs the VAE)."""
-    frames = list(MultiTalkPipeline.decode(SimpleNamespace(vae=vae), latent, colour_reference, strength))
+    """Our streaming decode + colour correction (the pipeline's own method, which needs only the VAE and the
+    runtime options: the defaults, no VAE tiling)."""
+    owner = SimpleNamespace(vae=vae, runtime=RuntimeOptions())
+    frames = list(MultiTalkPipeline.decode(owner, latent, colour_reference, strength))
     return torch.stack(frames, dim=1)  # (3, F, H, W)
 
 
