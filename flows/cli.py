@@ -6,6 +6,7 @@ Rendering runs the same Prefect flow as deployments do, with rich progress bars 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -76,26 +77,28 @@ def render(
     if (renderer or screenplay.defaults.renderer) == "multitalk":
         _check_weights(weights, screenplay)
     if not scenes and not scene_deployment:
+        from multitalk.audio.engine import VoiceError
+
         try:
             done = _up_to_date(screenplay, force, renderer, outputs, weights, model, devices)
-        except (ScreenplayError, ValueError, FileNotFoundError) as error:
+        except (ScreenplayError, VoiceError, ValueError, FileNotFoundError) as error:
             console.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_INVALID) from None
         if done is not None:
             console.print(f"[bold]{screenplay.title}[/]: up to date ({done['totals']['chunks']} chunks in the store)")
             console.print(f"video: {done['video']}", markup=False, soft_wrap=True)
             return
-    from flows.prefect_env import configure_local_prefect
+    from flows.prefect_env import configure_local_prefect, settle_events
     from flows.server import use_running_server
 
     configure_local_prefect()
-    use_running_server()
+    temporary = use_running_server() is None and not os.environ.get("PREFECT_API_URL")
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
 
     with RenderProgress(console) as progress:
         try:
-            manifest = render_screenplay(
+            state = render_screenplay(
                 str(file.resolve()),
                 scenes=scenes or None,
                 force=force or None,
@@ -105,7 +108,11 @@ def render(
                 model=model,
                 devices=devices or None,
                 scene_deployment=scene_deployment,
+                return_state=True,
             )
+            if temporary:  # it stops when this process exits: let it record the run first
+                settle_events(state.state_details.flow_run_id)
+            manifest = state.result()
         except (ScreenplayError, ValueError, FileNotFoundError) as error:
             progress.stop()
             console.print(str(error), markup=False, soft_wrap=True)
