@@ -53,8 +53,8 @@ def visual_key(screenplay: Screenplay, scene: Scene) -> str:
 def scene_context(screenplay: Screenplay, scene: Scene, aligned: AlignedScene) -> SceneContext:
     """The renderer's view of one scene, with its conditioning tracks on disk."""
     sampling = screenplay.defaults.sampling
-    timeline = aligned.timeline()
     model = scene_model(screenplay.defaults.model, sampling, scene.model)  # preset applied to the sampling
+    timeline = aligned.timeline()
     lines = tuple(
         SpokenLine(
             speaker=line.speaker,

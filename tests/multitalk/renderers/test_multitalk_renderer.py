@@ -231,12 +231,11 @@ def test_a_fast_preset_screenplay_renders_one_forward_per_step_with_its_own_keys
     assert "model" not in renderer.chunk_key_material(default, default_plan[0].chunk)  # defaults add nothing
 
     store = Store(tmp_path / "outputs")
-    rendered = None
-    for step in fast_plan:
-        rendered = chunk_stage.build(store, step, renderer, fast, encode)
+    for planned in fast_plan:
+        rendered = chunk_stage.build(store, planned, renderer, fast, encode)
         report = renderer.pipeline(fast).last_report
         assert report.passes == ("cond",) and report.steps == 4 and report.forwards == 4
-    assert rendered.frames == fast_plan[-1].chunk.delivered
+        assert rendered.frames == planned.chunk.delivered
     pipeline = renderer.pipeline(fast)
     assert len(pipeline.loras) == 1 and pipeline.loras[0].path.name == FAST_LORA_FILE
     renderer_module.release_pipelines()
