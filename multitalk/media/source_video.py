@@ -9,16 +9,16 @@ for any index past the end, as the official `extract_specific_frames` does.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import ffmpeg
 import numpy as np
 
-from multitalk.media.ffmpeg import ffmpeg_command
-from multitalk.media.probe import ProbeError, _ffprobe
+from multitalk.media.ffmpeg import FFmpegError, command
+from multitalk.media.probe import ProbeError, probe
 
 FPS = 25
 
@@ -27,8 +27,9 @@ class SourceVideoError(RuntimeError):
     """A source video cannot be converted or read."""
 
 
-def _run(command: list[str], what: str) -> bytes:
-    result = subprocess.run(command, capture_output=True, check=False)
+def _output(graph, what: str) -> bytes:
+    """Run an ffmpeg-python graph and return its stdout; a failure names `what` and ffmpeg's last line."""
+    result = subprocess.run(command(graph), capture_output=True, check=False)
     if result.returncode != 0:
         lines = result.stderr.decode(errors="replace").strip().splitlines()
         raise SourceVideoError(f"{what}: {lines[-1] if lines else 'ffmpeg failed'}")
@@ -40,13 +41,15 @@ def convert_to_25fps(source: Path, target: Path) -> Path:
     source, target = Path(source), Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial.mkv")
-    command = ffmpeg_command(
-        "-i", str(source), "-map", "0:v:0", "-vf", f"fps={FPS}", "-an", "-c:v", "ffv1",
-        "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1", "-f", "matroska",
-        str(partial),
-    )  # fmt: skip
+    graph = (
+        ffmpeg.input(str(source))
+        .video.filter("fps", fps=FPS)
+        .output(
+            str(partial), vcodec="ffv1", f="matroska", fflags="+bitexact", map_metadata=-1, **{"flags:v": "+bitexact"}
+        )
+    )
     try:
-        _run(command, f"{source}: cannot convert to {FPS} fps")
+        _output(graph, f"{source}: cannot convert to {FPS} fps")
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
@@ -66,15 +69,13 @@ class SourceVideo:
     def open(cls, path: Path) -> SourceVideo:
         """Probe `path` (decoding it once to count frames exactly)."""
         path = Path(path)
-        command = [
-            _ffprobe(), "-v", "error", "-select_streams", "v:0", "-count_frames", "-of", "json",
-            "-show_entries", "stream=width,height,nb_read_frames", str(path),
-        ]  # fmt: skip
         try:
-            info = json.loads(_run(command, f"{path}: not a readable video"))
+            info = probe(
+                path, select_streams="v:0", count_frames=None, show_entries="stream=width,height,nb_read_frames"
+            )
             stream = info["streams"][0]
             frames, width, height = int(stream["nb_read_frames"]), int(stream["width"]), int(stream["height"])
-        except (KeyError, IndexError, ValueError, ProbeError) as e:
+        except (KeyError, IndexError, ValueError, ProbeError, FFmpegError) as e:
             raise SourceVideoError(f"{path}: no readable video stream ({e})") from e
         if frames < 1:
             raise SourceVideoError(f"{path}: the video has no frames")
@@ -89,11 +90,12 @@ class SourceVideo:
     def frame(self, index: int) -> np.ndarray:
         """Frame `index` (clamped) as (height, width, 3) uint8 RGB."""
         index = self.clamp(index)
-        command = ffmpeg_command(
-            "-i", str(self.path), "-vf", f"select=eq(n\\,{index})", "-frames:v", "1",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
-        )  # fmt: skip
-        data = _run(command, f"{self.path}: cannot read frame {index}")
+        graph = (
+            ffmpeg.input(str(self.path))
+            .filter("select", f"eq(n,{index})")
+            .output("pipe:", vframes=1, f="rawvideo", pix_fmt="rgb24")
+        )
+        data = _output(graph, f"{self.path}: cannot read frame {index}")
         expected = self.width * self.height * 3
         if len(data) != expected:
             raise SourceVideoError(f"{self.path}: frame {index} decoded to {len(data)} bytes, expected {expected}")

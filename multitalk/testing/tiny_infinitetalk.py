@@ -20,11 +20,12 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+import ffmpeg
 import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from multitalk.media.ffmpeg import ffmpeg_command
+from multitalk.media.ffmpeg import command
 from multitalk.model import infinitetalk_weights as ITW
 from multitalk.model import release as R
 from multitalk.model.configs import CONFIGS, ModelConfig
@@ -68,9 +69,8 @@ def write_tiny_take(
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     video = np.stack([np.roll(base, 3 * i, axis=1) for i in range(frames)])  # (frames, h, w, 3)
-    command = ffmpeg_command(
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "pipe:0",
-        "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv444p", str(path),
-    )  # fmt: skip
-    subprocess.run(command, input=video.tobytes(), check=True, capture_output=True)
+    graph = ffmpeg.input("pipe:", f="rawvideo", pix_fmt="rgb24", s=f"{w}x{h}", r=fps).output(
+        str(path), vcodec="libx264", preset="ultrafast", qp=0, pix_fmt="yuv444p"
+    )
+    subprocess.run(command(graph), input=video.tobytes(), check=True, capture_output=True)
     return Path(path)
