@@ -300,7 +300,13 @@ def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
         )
         raise typer.Exit(EXIT_INVALID)
     try:
-        resolve_weights(Path(folder))
+        for family, variant in _models_needed(screenplay):
+            if family == "infinitetalk":
+                from multitalk.model.infinitetalk_weights import resolve_infinitetalk_weights
+
+                resolve_infinitetalk_weights(Path(folder), variant)
+            else:
+                resolve_weights(Path(folder))
     except MissingWeightsError as error:
         console.print(str(error), markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
@@ -324,6 +330,19 @@ def studio(
         f"multitalk studio on {url} serving {folder.resolve()} (Ctrl+C stops it)", markup=False, soft_wrap=True
     )
     serve(folder, host=host, port=port)
+
+
+def _models_needed(screenplay: Screenplay) -> list[tuple[str, str]]:
+    """(family, InfiniteTalk adapter variant) of every scene, once each, in scene order."""
+    needed: list[tuple[str, str]] = []
+    for scene in screenplay.scenes:
+        settings = screenplay.defaults.model.with_scene(scene.model)
+        persons = max(1, min(2, len(scene.cast) or len(scene.on_screen_speakers())))
+        variant = settings.variant if settings.variant != "auto" else ("single" if persons == 1 else "multi")
+        item = (settings.family, variant if settings.family == "infinitetalk" else "")
+        if item not in needed:
+            needed.append(item)
+    return needed
 
 
 # Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).

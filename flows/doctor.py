@@ -163,6 +163,28 @@ def check_weights_folder(weights: Path | None) -> Check:
     )
 
 
+def check_infinitetalk_weights(weights: Path | None) -> Check:
+    """The InfiniteTalk adapters (for `model: infinitetalk`): which variants are there, and the base files."""
+    from multitalk.model import infinitetalk_weights as ITW
+
+    folder = weights or (Path(os.environ["MULTITALK_WEIGHTS"]) if os.environ.get("MULTITALK_WEIGHTS") else None)
+    if folder is None or not folder.is_dir():
+        return Check(
+            "infinitetalk", WARN, "no weights folder", f"needed for model: infinitetalk only; {ITW.README_POINTER}"
+        )
+    present = ITW.available_variants(folder)
+    if not present:
+        expected = ", ".join(_relative(ITW.adapter_path(folder, v), folder) for v in ITW.VARIANTS)
+        return Check("infinitetalk", WARN, f"{folder}: no InfiniteTalk adapter ({expected})", ITW.README_POINTER)
+    missing = [e for v in present for e in ITW.survey(folder, v) if not e.present]
+    if missing:
+        shown = "; ".join(sorted({f"{_relative(e.path, folder)} ({e.role})" for e in missing})[:6])
+        return Check(
+            "infinitetalk", WARN, f"{folder}: adapters {', '.join(present)}; missing {shown}", ITW.README_POINTER
+        )
+    return Check("infinitetalk", OK, f"{folder}: InfiniteTalk {' and '.join(present)} ready")
+
+
 def _relative(path: Path, root: Path) -> str:
     try:
         return path.relative_to(root).as_posix()
@@ -225,6 +247,7 @@ def run_checks(weights: Path | None, outputs: Path) -> list[Check]:
         check_voices(),
         *check_gpu(),
         check_weights_folder(weights),
+        check_infinitetalk_weights(weights),
         check_prefect_api(),
         check_disk(outputs),
     ]

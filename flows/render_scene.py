@@ -19,7 +19,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.settings import RenderSettings, resolve_settings
 from multitalk.devices import shared_pool
-from multitalk.renderers.registry import renderer_for
+from multitalk.renderers.registry import renderer_for, scene_family
 from multitalk.screenplay.load import load_screenplay_with_source
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
@@ -95,7 +95,13 @@ def render_scene_video(
     """Every chunk of a scene in order on `device`, then the scene clip; none when the clip is in the store."""
     started = time.monotonic()
     store = settings.store
-    renderer = renderer_for(settings.renderer, device, weights=settings.weights, model=settings.model)
+    renderer = renderer_for(
+        settings.renderer,
+        device,
+        weights=settings.weights,
+        model=settings.model,
+        family=scene_family(screenplay, scene),
+    )
     plan = video_plan(screenplay, scene, aligned, renderer, settings.encode)
     invalidate_forced(store, settings, Stage.CHUNK, plan.chunk_keys)
     invalidate_forced(store, settings, Stage.CLIP, [plan.clip_key])

@@ -322,6 +322,7 @@ def plan_screenplay(
     """The plan of every scene of a loaded screenplay on `gpu` with the screenplay's model settings."""
     from multitalk.generation.pipeline import SamplingSettings
     from multitalk.generation.streaming import chunk_count
+    from multitalk.model.configs import config_for_family
     from multitalk.screenplay.model_settings import scene_model
 
     resolution = screenplay.defaults.resolution
@@ -337,7 +338,7 @@ def plan_screenplay(
         persons = max(1, min(2, len(scene.on_screen_speakers())))
         flops = dit_forward_flops(config, chunk_tokens(config, hw, persons))
         frames = estimate_frames(screenplay, scene)
-        chunks = chunk_count(frames, config.geometry)
+        chunks = chunk_count(frames, config_for_family(config, model.settings.family).geometry)  # InfiniteTalk: 72
         forwards = chunks * sampling.steps * passes
         settings = model.settings
         swapped = 0

@@ -402,18 +402,23 @@ def load_dit(
     device: torch.device,
     loras: Sequence[LoraSpec] = (),
     runtime: RuntimeOptions | None = None,
+    read_weights: Callable[[MultiTalkDiT, torch.device], MultiTalkDiT] | None = None,
 ) -> tuple[MultiTalkDiT, BlockSwap | None]:
     """The DiT with its LoRAs merged, quantised and placed as the runtime options say, and its block swap if any.
 
     With quantisation or block swap the bf16 weights are loaded on the host and go to the device one block at a
     time (quantised there, or swapped), so the full bf16 DiT never sits on the device. Module-level so that the
-    ranks of a device group (multitalk.distributed) load their DiT exactly as the pipeline does.
+    ranks of a device group (multitalk.distributed) load their DiT exactly as the pipeline does. `read_weights`
+    fills the meta-built DiT (default: the MultiTalk release's files; InfiniteTalk passes its adapter reader).
     """
     rt, dev = runtime or RuntimeOptions(), device
     staged = dev.type != "cpu" and (rt.quantize != "none" or rt.blocks_on_gpu is not None)
     home = torch.device("cpu") if staged else dev
     meta = build_on_meta(lambda: MultiTalkDiT(config.dit))
-    dit = load_dit_weights(meta, layout, dtype=dtypes.dit, device=home)
+    if read_weights is None:
+        dit = load_dit_weights(meta, layout, dtype=dtypes.dit, device=home)
+    else:
+        dit = read_weights(meta, home)
     merge_loras(dit, loras)
     dit.eval().requires_grad_(False)
     resident = rt.blocks_on_gpu
@@ -507,8 +512,14 @@ class MultiTalkPipeline:
             dt.dit,
         )
 
+    def _read_dit_weights(self, meta: MultiTalkDiT, home: torch.device) -> MultiTalkDiT:
+        """Fill the meta-built DiT from the release's files (InfiniteTalk reads another adapter: it overrides this)."""
+        return load_dit_weights(meta, self.layout, dtype=self.dtypes.dit, device=home)
+
     def _load_dit(self) -> MultiTalkDiT:
-        dit, self.block_swap = load_dit(self.config, self.layout, self.dtypes, self.device, self.loras, self.runtime)
+        dit, self.block_swap = load_dit(
+            self.config, self.layout, self.dtypes, self.device, self.loras, self.runtime, self._read_dit_weights
+        )
         return dit
 
     def _check_dit_config(self) -> None:
@@ -699,15 +710,7 @@ class MultiTalkPipeline:
 
         select_backend(self.attention, self.device)
         denoise = _Denoiser(self.dit, cond, teacache, self.runtime.batch_passes)
-        latent = sample(
-            denoise,
-            noise,
-            guidance=guidance,
-            schedule=schedule,
-            motion=cond.motion,
-            generator=generator,
-            on_step=on_step,
-        )
+        latent = self._sample(denoise, noise, guidance, schedule, cond, generator, on_step)
         self.last_report = ChunkReport(
             chunk_index=chunk_index,
             steps=settings.steps,
@@ -719,6 +722,27 @@ class MultiTalkPipeline:
             forwards=denoise.forwards,
         )
         return latent
+
+    def _sample(
+        self,
+        denoise: _Denoiser,
+        noise: torch.Tensor,
+        guidance: Guidance,
+        schedule: torch.Tensor,
+        cond: ChunkConditions,
+        generator: torch.Generator,
+        on_step: Callable[[Step, torch.Tensor], None] | None,
+    ) -> torch.Tensor:
+        """The sampling loop: MultiTalk re-noises the motion latent (InfiniteTalk pins it clean: it overrides this)."""
+        return sample(
+            denoise,
+            noise,
+            guidance=guidance,
+            schedule=schedule,
+            motion=cond.motion,
+            generator=generator,
+            on_step=on_step,
+        )
 
     @torch.no_grad()
     def decode(self, latent: torch.Tensor, reference: torch.Tensor, strength: float) -> Iterator[torch.Tensor]:

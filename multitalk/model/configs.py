@@ -18,6 +18,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,3 +220,36 @@ def get_config(name: str | ModelConfig) -> ModelConfig:
     if name not in CONFIGS:
         raise ValueError(f"unknown model config {name!r} (known: {', '.join(CONFIGS)})")
     return CONFIGS[name]
+
+
+# InfiniteTalk (INFINITETALK_SPEC.md §2, §6): the MultiTalk stack and weights layout of the same base, with 9 motion
+# frames (3 latent frames) carried between 81-frame chunks, so every later chunk adds 72 frames.
+CONFIGS["infinitetalk-14b"] = dataclasses.replace(
+    CONFIGS["multitalk-14b"], name="infinitetalk-14b", geometry=ChunkGeometry(frame_num=81, motion_frames=9)
+)
+CONFIGS["tiny-infinitetalk"] = dataclasses.replace(
+    CONFIGS["tiny"], name="tiny-infinitetalk", geometry=ChunkGeometry(frame_num=17, motion_frames=5)
+)
+
+
+# The config of each model family for a MultiTalk config name (a render names one model config for all scenes).
+FAMILY_CONFIGS: dict[str, dict[str, str]] = {
+    "multitalk": {},
+    "infinitetalk": {"multitalk-14b": "infinitetalk-14b", "tiny": "tiny-infinitetalk"},
+}
+
+
+def config_for_family(config: str | ModelConfig, family: str) -> ModelConfig:
+    """`config` as the given family runs it: `multitalk-14b` -> `infinitetalk-14b`, `tiny` -> `tiny-infinitetalk`
+    for InfiniteTalk; a config of the family already (or a MultiTalk one for MultiTalk) passes through."""
+    if family not in FAMILY_CONFIGS:
+        raise ValueError(f"unknown model family {family!r} (known: {', '.join(FAMILY_CONFIGS)})")
+    name = config.name if isinstance(config, ModelConfig) else config
+    mapped = FAMILY_CONFIGS[family].get(name)
+    return get_config(mapped) if mapped is not None else get_config(config)
+
+
+def geometry_for_family(family: str) -> ChunkGeometry:
+    """The chunk geometry of the released model of a family (`multitalk`: 81/25, `infinitetalk`: 81/9, i.e. 72 new
+    frames per later chunk), for the preview renderer and `multitalk plan` to count chunks as the model will."""
+    return config_for_family("multitalk-14b", family).geometry

@@ -63,6 +63,7 @@ class SceneContext:
     fps: int = 25
     settings: dict[str, Any] = field(default_factory=dict)  # renderer settings (sampling options...)
     model: SceneModel = field(default_factory=SceneModel)  # model settings of the scene (preset, LoRAs, memory...)
+    video: Path | None = None  # a recorded take to re-voice (InfiniteTalk dubbing); `image` is then unused
 
     def read_track_window(self, person_index: int, start_frame: int, end_frame: int) -> np.ndarray:
         """Samples of one person's track for frames [start, end) (16 kHz), silence outside the track."""

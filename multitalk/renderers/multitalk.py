@@ -85,6 +85,7 @@ def pipeline_for(
     loras: Sequence[LoraSpec] = (),
     *,
     fingerprint: str | None = None,
+    pipeline_class: type[MultiTalkPipeline] = MultiTalkPipeline,
     **options: Any,
 ) -> MultiTalkPipeline:
     """The loaded pipeline of a device slot, loading (and first unloading another one) only when the key changes.
@@ -98,6 +99,7 @@ def pipeline_for(
         config.name,
         slot,
         dtype_policy,
+        pipeline_class.__name__,
         options.get("runtime"),
     )
     with _slot_lock(slot):
@@ -112,7 +114,7 @@ def pipeline_for(
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
         device = torch_device(slot)
-        pipeline = MultiTalkPipeline(layout, config, device=device, dtype_policy=dtype_policy, loras=loras, **options)
+        pipeline = pipeline_class(layout, config, device=device, dtype_policy=dtype_policy, loras=loras, **options)
         _PIPELINES[slot] = (key, pipeline)
         return pipeline
 
@@ -148,6 +150,7 @@ class MultiTalkRenderer:
     """
 
     name = "multitalk"
+    family = "multitalk"  # the model family (screenplay `model.family`) this renderer renders
     pixel_format = "rgb24"
 
     def __init__(
@@ -221,10 +224,10 @@ class MultiTalkRenderer:
     def runtime_for(self, context: SceneContext) -> RuntimeOptions:
         """The renderer's runtime options with the scene's model settings (screenplay / CLI) applied."""
         model = context.model.settings
-        if model.family != "multitalk":
+        if model.family != self.family:
             raise ValueError(
-                f"scene {context.scene_id!r} asks for model family {model.family!r}; the multitalk renderer "
-                "renders MultiTalk (choose the renderer of that family)"
+                f"scene {context.scene_id!r} asks for model family {model.family!r}; the {self.name} renderer "
+                f"renders {self.family} (choose the renderer of that family)"
             )
         defaults = ModelSettings()
         changed = {

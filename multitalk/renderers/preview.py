@@ -75,7 +75,7 @@ class PreviewRenderer:
 
     def frame_size(self, context: SceneContext) -> tuple[int, int]:
 
-        with Image.open(context.image) as opened:
+        with Image.open(_picture(context)) as opened:
             width, height = opened.size
         target_h, target_w = choose_bucket(height, width, context.resolution)
         return target_w, target_h
@@ -92,8 +92,9 @@ class PreviewRenderer:
         self, context: SceneContext, chunk: Chunk, previous: Path | None, carry_out: Path
     ) -> Iterator[np.ndarray]:
         width, height = self.frame_size(context)
-        base = _fitted_image(context.image, context.image.stat().st_mtime_ns, width, height)
-        regions = [_region(person, context.image, width, height) for person in context.persons]
+        picture = _picture(context)
+        base = _fitted_image(picture, picture.stat().st_mtime_ns, width, height)
+        regions = [_region(person, picture, width, height) for person in context.persons]
         colours = [_rgb(person.color or PALETTE[i % len(PALETTE)]) for i, person in enumerate(context.persons)]
         meter_colours = [rgb_to_yuv_colour(colour) for colour in colours]
         levels = _levels(context, chunk)  # (persons, delivered frames) in [0, 1]
@@ -133,6 +134,21 @@ class PreviewRenderer:
 
 def _overlapping(lines: tuple[SpokenLine, ...], start: int, end: int) -> list[SpokenLine]:
     return [line for line in lines if line.start_frame < end and line.end_frame > start]
+
+
+def _picture(context: SceneContext) -> Path:
+    """The scene's still: its image, or frame 0 of a take to dub (extracted once per content, as a PNG)."""
+    if context.video is None:
+        return Path(context.image)
+    from multitalk.renderers.infinitetalk import SOURCE_CACHE, source_at_25fps
+
+    video = source_at_25fps(context.video)
+    still = SOURCE_CACHE / f"{video.path.stem}-frame0.png"
+    if not still.is_file():
+        partial = still.with_name(f".{still.name}.partial.png")
+        Image.fromarray(video.frame(0)).save(partial)
+        partial.replace(still)
+    return still
 
 
 def _region(person: Person, image: Path, width: int, height: int) -> tuple[int, int, int, int]:

@@ -13,6 +13,7 @@ import unicodedata
 from pathlib import Path
 
 from multitalk.audio.voice_catalog import voice_problems
+from multitalk.media.probe import ProbeError, probe
 from multitalk.screenplay import limits
 from multitalk.screenplay.media_checks import ImageFacts, MediaProblem, check_image, check_recording
 from multitalk.screenplay.model_settings import LoraSetting
@@ -130,9 +131,14 @@ class _Checker:
         known = list(self.screenplay.characters)
         if scene.model is not None:
             self.model_loras(scene.model.loras, (*where, "model"))
-        image = self.asset((*where, "image"), scene.image, "image") if isinstance(scene.image, str) else None
-        scene._image_path = image
-        image_size = self.image_size((*where, "image"), image) if image else None
+        if scene.video is not None:
+            image = self.asset((*where, "video"), scene.video, "video") if isinstance(scene.video, str) else None
+            scene._image_path = scene._video_path = image
+            image_size = self.video_size((*where, "video"), image, scene) if image else None
+        else:
+            image = self.asset((*where, "image"), scene.image, "image") if isinstance(scene.image, str) else None
+            scene._image_path = image
+            image_size = self.image_size((*where, "image"), image) if image else None
         if len(scene.lines) > limits.MAX_LINES_PER_SCENE:
             self.report(
                 (*where, "lines"),
@@ -146,6 +152,25 @@ class _Checker:
                 )
         self.lines(scene, where)
         self.placements(scene, where, image_size)
+
+    def video_size(self, path: DocPath, video: Path, scene: Scene) -> tuple[int, int] | None:
+        """A take to dub: InfiniteTalk only, and a readable video stream; its (width, height)."""
+        family = self.screenplay.defaults.model.with_scene(scene.model).family
+        if family != "infinitetalk":
+            self.report(
+                path,
+                f"dubbing a video needs the InfiniteTalk model (model family is {family!r}); add `model: "
+                "infinitetalk` to the scene or to defaults, or give an `image:` instead",
+            )
+        try:
+            streams = [s for s in probe(video).get("streams", []) if s.get("codec_type") == "video"]
+        except ProbeError as error:
+            self.report(path, f"cannot read {video.name} as a video ({error}); use an MP4, MOV or MKV take")
+            return None
+        if not streams or not streams[0].get("width") or not streams[0].get("height"):
+            self.report(path, f"{video.name} has no video stream; give a recorded take (or use `image:`)")
+            return None
+        return int(streams[0]["width"]), int(streams[0]["height"])
 
     def image_size(self, path: DocPath, image: Path) -> tuple[int, int] | None:
         if image not in self.images:  # scenes often share a picture: decode each file once

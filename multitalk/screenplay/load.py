@@ -55,10 +55,18 @@ def _shell_scene(raw: Any) -> Scene | None:
         for name, value in (raw_cast.items() if isinstance(raw_cast, dict) else [])
         if (placement := _valid_or_none(Placement, value)) is not None
     }
-    # A wrong id or image is reported by the schema; the shell keeps checking the lines and the cast.
+    # A wrong id, image or video is reported by the schema; the shell keeps checking the lines and the cast.
     scene_id = raw.get("id") if isinstance(raw.get("id"), str) else ""
-    image = raw.get("image") if isinstance(raw.get("image"), str) else None
-    return Scene.model_construct(id=scene_id, image=image, prompt="", cast=cast, lines=lines, seed=None)
+    image, video = raw.get("image"), raw.get("video")
+    return Scene.model_construct(
+        id=scene_id,
+        image=image if isinstance(image, str) else None,
+        video=video if isinstance(video, str) and not isinstance(image, str) else None,
+        prompt="",
+        cast=cast,
+        lines=lines,
+        seed=None,
+    )
 
 
 def _partial_screenplay(data: dict[str, Any]) -> tuple[Screenplay, list[tuple[int, Scene]]]:

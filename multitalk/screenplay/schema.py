@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from multitalk.screenplay import limits
 from multitalk.screenplay.model_settings import ModelSettings, SceneModelSettings
@@ -156,7 +156,8 @@ class Scene(Strict):
     """One shot: a reference image, who is on it and where, and what they say."""
 
     id: Annotated[str, Field(pattern=SCENE_ID_PATTERN, max_length=limits.MAX_ID_CHARS)]
-    image: str
+    image: str | None = None
+    video: str | None = None  # a recorded take to re-voice instead of an image (InfiniteTalk dubbing)
     # a template: `{actions}` marks where line actions go (else they follow it); chunk_prompt.py
     prompt: Annotated[str, Field(max_length=limits.MAX_PROMPT_CHARS)] = ""
     cast: dict[str, Placement] = Field(default_factory=dict)
@@ -165,9 +166,22 @@ class Scene(Strict):
     model: SceneModelSettings | None = None  # overrides parts of defaults.model for this scene
 
     _image_path: Path | None = PrivateAttr(default=None)
+    _video_path: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _image_or_video(self) -> Scene:
+        if (self.image is None) == (self.video is None):
+            raise ValueError("a scene needs exactly one of `image:` (a picture) or `video:` (a take to dub)")
+        return self
+
+    @property
+    def video_path(self) -> Path | None:
+        """The take to dub (None for an image scene)."""
+        return self._video_path
 
     @property
     def image_path(self) -> Path:
+        """The reference picture, or for a dubbed scene the take itself (its frame 0 is the picture)."""
         if self._image_path is None:
             raise RuntimeError(f"scene {self.id!r} was not loaded through load_screenplay")
         return self._image_path

@@ -14,7 +14,7 @@ from typing import Any
 
 from multitalk.media.video_writer import EncodeSettings
 from multitalk.renderers.base import Renderer, SceneContext
-from multitalk.renderers.registry import renderer_for
+from multitalk.renderers.registry import renderer_for, scene_family
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.stages import align, chunk, clip, final, voice
 from multitalk.stages.align import AlignedScene
@@ -151,7 +151,6 @@ def plan_screenplay(screenplay: Screenplay, settings: RenderSettings) -> Screenp
     """
     store = settings.store
     plan = ScreenplayPlan()
-    renderer = None
     for scene in screenplay.scenes:
         audio = plan.audio[scene.id] = audio_plan(screenplay, scene)
         aligned = align.load(store, audio.align_key) if Stage.ALIGN not in settings.force else None
@@ -159,8 +158,12 @@ def plan_screenplay(screenplay: Screenplay, settings: RenderSettings) -> Screenp
             plan.missing = plan.missing or f"scene {scene.id}: {Stage.ALIGN}"
             continue
         plan.aligned[scene.id] = aligned
-        renderer = renderer or renderer_for(
-            settings.renderer, settings.devices[0], weights=settings.weights, model=settings.model
+        renderer = renderer_for(
+            settings.renderer,
+            settings.devices[0],
+            weights=settings.weights,
+            model=settings.model,
+            family=scene_family(screenplay, scene),
         )
         video = plan.video[scene.id] = video_plan(screenplay, scene, aligned, renderer, settings.encode)
         found = clip.load(store, video.clip_key) if not settings.force & {Stage.CHUNK, Stage.CLIP} else None

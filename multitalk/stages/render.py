@@ -18,7 +18,7 @@ from typing import Any
 
 from multitalk.failures import check_outputs_writable
 from multitalk.outputs import publish_outputs
-from multitalk.renderers.registry import renderer_for
+from multitalk.renderers.registry import renderer_for, scene_family
 from multitalk.screenplay.load import load_screenplay_with_source
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
@@ -99,7 +99,13 @@ def render_scene(
     """The scene's clip, rendering the chunks the store lacks (none at all when the clip is there)."""
     store = settings.store
     device = settings.devices[0]
-    renderer = renderer_for(settings.renderer, device, weights=settings.weights, model=settings.model)
+    renderer = renderer_for(
+        settings.renderer,
+        device,
+        weights=settings.weights,
+        model=settings.model,
+        family=scene_family(screenplay, scene),
+    )
     plan = video_plan(screenplay, scene, aligned, renderer, settings.encode)
     invalidate_forced(store, settings, Stage.CHUNK, plan.chunk_keys)
     invalidate_forced(store, settings, Stage.CLIP, [plan.clip_key])

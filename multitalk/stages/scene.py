@@ -80,4 +80,5 @@ def scene_context(screenplay: Screenplay, scene: Scene, aligned: AlignedScene) -
         fps=timeline.fps,
         settings=dict(model.sampling),
         model=model,
+        video=scene.video_path,
     )

@@ -55,6 +55,21 @@ def test_weights_folder_lists_what_is_missing(tmp_path: Path, monkeypatch: pytes
     assert "no such folder" in check_weights_folder(tmp_path / "nowhere").found
 
 
+def test_infinitetalk_adapters_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.doctor import check_infinitetalk_weights
+    from multitalk.testing.tiny_infinitetalk import write_tiny_infinitetalk_release
+
+    monkeypatch.delenv("MULTITALK_WEIGHTS", raising=False)
+    assert check_infinitetalk_weights(None).status == WARN
+    assert "no InfiniteTalk adapter" in check_infinitetalk_weights(tmp_path).found
+    root = write_tiny_infinitetalk_release(tmp_path / "weights", variants=("multi",))
+    ready = check_infinitetalk_weights(root)
+    assert ready.status == OK and "multi" in ready.found and "single" not in ready.found
+    (root / "Wan2.1-I2V-14B-480P" / "Wan2.1_VAE.pth").unlink()
+    broken = check_infinitetalk_weights(root)
+    assert broken.status == WARN and "Wan2.1_VAE.pth" in broken.found
+
+
 def test_prefect_api_reachable_or_not(prefect_api: str) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
