@@ -1,6 +1,6 @@
-"""The `multitalk` command line: validate, render, timeline, cache, doctor.
+"""The `multitalk` command line: validate, render, timeline, cast, cache, doctor.
 
-Commands that only read a screenplay (validate, timeline) import no Prefect, so authors get answers at once.
+Commands that only read a screenplay (validate, timeline, cast) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
 """
 
@@ -43,6 +43,8 @@ def validate(
             for problem in error.problems:
                 console.print(str(problem), markup=False, soft_wrap=True)
             continue
+        for warning in screenplay.warnings:
+            console.print(f"warning: {warning}", markup=False, soft_wrap=True)
         lines = sum(len(scene.lines) for scene in screenplay.scenes)
         console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False)
     if failed:
@@ -150,6 +152,52 @@ def timeline(
     draw_timeline(screenplay, timelines, target)
     seconds = sum(t.duration for t in timelines.values())
     console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False)
+
+
+@app.command()
+def cast(
+    file: Path = typer.Argument(..., help="Screenplay YAML file."),  # noqa: B008
+    outputs: Path = typer.Option(None, "--outputs", "-o", help="Outputs root (default: ./outputs)."),  # noqa: B008
+    out: Path = typer.Option(None, "--out", help="Folder for the pictures (default: outputs/<name>/cast)."),  # noqa: B008
+) -> None:
+    """Draw each scene's cast: the faces found, every speaker's region and the model's latent-grid masks."""
+    from flows.settings import default_outputs
+    from multitalk.vision.cast_picture import draw_cast
+    from multitalk.vision.faces import FaceModelsMissing, detect_faces_in_file
+
+    try:
+        screenplay = load_screenplay(file)
+    except ScreenplayError as error:
+        for problem in error.problems:
+            console.print(str(problem), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    for warning in screenplay.warnings:
+        console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+    folder = out or (outputs or default_outputs()) / screenplay.slug / "cast"
+    for scene in screenplay.scenes:
+        names = scene.on_screen_speakers()
+        placements = [scene.cast[name].bbox or scene.cast[name].side for name in names]
+        placements = [None if p == "center" else p for p in placements]
+        try:
+            faces = detect_faces_in_file(scene.image_path)
+        except FaceModelsMissing as error:
+            console.print(f"warning: {error}", markup=False)
+            faces = []
+        colours = [screenplay.characters[name].color for name in names]
+        picture = draw_cast(
+            scene.image_path,
+            names,
+            placements,
+            faces,
+            screenplay.defaults.resolution,
+            folder / f"{scene.id}.png",
+            colours,
+        )
+        where = ", ".join(
+            f"{name} [{', '.join(f'{v:g}' for v in p)}]" if isinstance(p, list) else f"{name} {p or 'center'}"
+            for name, p in zip(names, placements, strict=True)
+        )
+        console.print(f"{picture}: {len(faces)} faces; {where or 'no one on screen'}", markup=False)
 
 
 def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from multitalk.media.probe import ProbeError, media_duration
+from multitalk.screenplay.cast_checks import check_cast
 from multitalk.screenplay.problems import DocPath, Problem
 from multitalk.screenplay.schema import NAME_PATTERN, Line, Placement, Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
@@ -103,6 +104,10 @@ class _Checker:
                     f"unknown character {name!r} in cast (known: {', '.join(known)}){_did_you_mean(name, known)}",
                 )
         self.lines(scene, where)
+        if image is not None and image_size is not None:  # `auto` places become boxes; faces checked in boxes
+            cast = check_cast(scene, where, image, image_size, self.screenplay.defaults.resolution, self.source)
+            self.problems += cast.problems
+            self.screenplay.warnings.extend(cast.warnings)
         self.placements(scene, where, image_size)
 
     def image_size(self, path: DocPath, image: Path) -> tuple[int, int] | None:
@@ -184,6 +189,8 @@ class _Checker:
         if placement.side is not None and placement.bbox is not None:
             self.report(at, f"give {name!r} a side or a bbox, not both")
             return
+        if placement.side == "auto":
+            return  # unresolved only when the image is unreadable, which is reported already
         if placement.side == "center" and not alone:
             self.report(at, f"{name!r} is 'center' (the whole image), which only works with one person in cast")
         if placement.bbox is None:
@@ -205,6 +212,8 @@ class _Checker:
 
     def pair(self, scene: Scene, where: DocPath, speakers: list[str], image_size: tuple[int, int] | None) -> None:
         a, b = (scene.cast[name] for name in speakers)
+        if "auto" in (a.side, b.side):
+            return
         if a.side is not None and a.side == b.side and a.side != "center":
             self.report(
                 (*where, "cast", speakers[1]),

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 Resolution = Literal["480p", "720p"]
 RendererName = Literal["preview", "multitalk"]
 VoiceEngine = Literal["espeak", "coqui", "file"]
-Side = Literal["left", "right", "center"]  # center: the whole image (one person alone)
+Side = Literal["left", "right", "center", "auto"]  # center: the whole image (one person alone); auto: a detected face
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 SCENE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
@@ -164,6 +164,12 @@ class Screenplay(Strict):
     scenes: Annotated[list[Scene], Field(min_length=1)]
 
     _source_file: Path | None = PrivateAttr(default=None)
+    _warnings: list = PrivateAttr(default_factory=list)  # Problems that do not stop a render (checks.py)
+
+    @property
+    def warnings(self) -> list:
+        """What validation found doubtful but renderable (a box with no face...), located like problems."""
+        return self._warnings
 
     @property
     def source_file(self) -> Path:
