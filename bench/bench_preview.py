@@ -51,9 +51,9 @@ def write_tracks(work: Path, frames: int) -> list[Path]:
 def run_one(chunks: int, preset: str, work: Path) -> dict:
     """Render a scene of `chunks` chunks from the tracks in `work`; runs inside the measured child process."""
     from multitalk.media.video_writer import EncodeSettings
-    from multitalk.pipeline.chunks import chunk_keys, render_chunk_into_store
     from multitalk.renderers.base import Person, SceneContext, SpokenLine
     from multitalk.renderers.preview import PreviewRenderer
+    from multitalk.stages import chunk as chunk_stage
     from multitalk.store.store import Store
 
     frames = frames_for_chunks(chunks)
@@ -78,10 +78,9 @@ def run_one(chunks: int, preset: str, work: Path) -> dict:
     encode = EncodeSettings(preset=preset, tune="zerolatency")
     store = Store(work / "store")
     started = time.perf_counter()
-    keyed = chunk_keys("bench", context, renderer, encode)
-    previous = None
-    for chunk, key in keyed:
-        previous = render_chunk_into_store(store, key, renderer, context, chunk, previous, encode)
+    keyed = chunk_stage.plan("bench", context, renderer, encode)
+    for planned in keyed:
+        chunk_stage.build(store, planned, renderer, context, encode)
     wall = time.perf_counter() - started
     width, height = renderer.frame_size(context)
     return {

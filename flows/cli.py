@@ -56,7 +56,7 @@ def render(
     file: Path = typer.Argument(..., help="Screenplay YAML file."),  # noqa: B008
     scenes: list[str] = typer.Option(None, "--scenes", "-s", help="Only these scene ids (repeat or comma-separate)."),  # noqa: B008
     force: list[str] = typer.Option(  # noqa: B008
-        None, "--force", "-f", help="Recompute these stages: tts, align, chunks, clip, final, or all."
+        None, "--force", "-f", help="Recompute these stages: voice, align, chunk, clip, final, or all."
     ),
     renderer: str = typer.Option(None, "--renderer", "-r", help="preview or multitalk (default: the screenplay's)."),
     outputs: Path = typer.Option(None, "--outputs", "-o", help="Outputs and cache root (default: ./outputs)."),  # noqa: B008
@@ -76,6 +76,19 @@ def render(
         raise typer.Exit(EXIT_INVALID) from None
     if (renderer or screenplay.defaults.renderer) == "multitalk":
         _check_weights(weights, screenplay)
+    if not scenes and not scene_deployment:
+        try:
+            done = _up_to_date(screenplay, force, renderer, outputs, weights, model, devices)
+        except (ScreenplayError, ValueError, FileNotFoundError) as error:
+            console.print(str(error), markup=False, soft_wrap=True)
+            raise typer.Exit(EXIT_INVALID) from None
+        if done is not None:
+            console.print(f"[bold]{screenplay.title}[/]: up to date ({done['totals']['chunks']} chunks in the store)")
+            console.print(f"video: {done['video']}", markup=False, soft_wrap=True)
+            return
+    from flows.prefect_env import configure_local_prefect
+
+    configure_local_prefect()
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
 
@@ -116,9 +129,10 @@ def timeline(
 
     from flows.settings import default_outputs
     from multitalk.audio.timeline_plot import draw_timeline
-    from multitalk.pipeline.voices import ensure_line_audio, ensure_scene_audio, line_key, scene_audio_key, timeline_of
+    from multitalk.outputs import output_dir
     from multitalk.screenplay.load import load_screenplay_with_source
-    from multitalk.store.store import Store
+    from multitalk.stages.render import voice_and_align
+    from multitalk.stages.settings import RenderSettings
 
     try:
         screenplay, source = load_screenplay_with_source(file)
@@ -126,29 +140,21 @@ def timeline(
         for problem in error.problems:
             console.print(str(problem), markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
-    store = Store(outputs or default_outputs())
+    root = outputs or default_outputs()
+    settings = RenderSettings.resolve(screenplay, renderer="preview", store_root=root)
     timelines = {}
-    lines = sum(len(scene.lines) for scene in screenplay.scenes)
     try:
         with Progress(console=console, transient=True) as progress:
-            bar = progress.add_task("voicing lines", total=lines)
-            for index, scene in enumerate(screenplay.scenes):
-                entries, keys = [], []
-                for line in scene.lines:
-                    key = line_key(screenplay, line)
-                    entries.append(ensure_line_audio(store, key, screenplay, line)[0])
-                    keys.append(key)
-                    progress.advance(bar)
-                audio_key = scene_audio_key(screenplay, scene, keys)
-                entry, _ = ensure_scene_audio(
-                    store, audio_key, screenplay, scene, entries, scene_index=index, source=source
-                )
-                timelines[scene.id] = timeline_of(entry)
+            bar = progress.add_task("voicing and aligning scenes", total=len(screenplay.scenes))
+            for scene in screenplay.scenes:
+                aligned, _ = voice_and_align(screenplay, source, scene, settings)
+                timelines[scene.id] = aligned.timeline()
+                progress.advance(bar)
     except ScreenplayError as error:
         for problem in error.problems:
             console.print(str(problem), markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
-    target = out or store.root / screenplay.slug / "timeline.png"
+    target = out or output_dir(screenplay, root, claim=True) / "timeline.png"
     draw_timeline(screenplay, timelines, target)
     seconds = sum(t.duration for t in timelines.values())
     console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False)
@@ -200,12 +206,55 @@ def cast(
         console.print(f"{picture}: {len(faces)} faces; {where or 'no one on screen'}", markup=False)
 
 
+def _up_to_date(
+    screenplay: Screenplay,
+    force: list[str] | None,
+    renderer: str | None,
+    outputs: Path | None,
+    weights: Path | None,
+    model: str | None,
+    devices: list[str] | None,
+) -> dict | None:
+    """The manifest when every stage of the render is already in the store (published now if need be), else None.
+
+    Answers from the store alone, before any Prefect import: an unchanged screenplay costs a few stat calls.
+    """
+    import json
+
+    from flows.settings import resolve_settings
+    from multitalk.outputs import MANIFEST, output_dir, publish_outputs
+    from multitalk.stages.plan import plan_screenplay
+
+    settings = resolve_settings(
+        screenplay,
+        renderer=renderer,
+        store_root=str(outputs.resolve()) if outputs else None,
+        force=force,
+        weights=str(weights.resolve()) if weights else None,
+        model=model,
+        devices=devices,
+    )
+    plan = plan_screenplay(screenplay, settings)
+    if plan.final is None:
+        return None
+    try:
+        published = json.loads((output_dir(screenplay, settings.store_root) / MANIFEST).read_text())
+        if published["final"]["key"] == plan.final.key and all(
+            Path(f).exists() for f in published["final"]["files"].values()
+        ):
+            return published
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    results = plan.scene_results(screenplay, settings.devices[0])
+    return publish_outputs(screenplay, settings, results, plan.clips, plan.aligned, plan.final, wall_seconds=0.0)
+
+
 def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
     """Fail fast, before any compute, when the official weights are not where the render will look."""
-    from flows.settings import RenderSettings
+    from flows.settings import resolve_settings
     from multitalk.model.weights import MissingWeightsError, resolve_weights
 
-    folder = weights or RenderSettings.resolve(screenplay, renderer="multitalk").weights
+    folder = weights or resolve_settings(screenplay, renderer="multitalk", devices=["cpu"]).weights
     if folder is None:
         console.print(
             "the multitalk renderer needs the official weights: pass --weights DIR, set MULTITALK_WEIGHTS, or "

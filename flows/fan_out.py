@@ -14,7 +14,6 @@ found that way but unusable (failed, crashed, its result or clip gone since) is 
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import time
 import uuid
@@ -28,41 +27,18 @@ from prefect.logging import get_run_logger
 
 from flows.render_scene import render_scene
 from flows.settings import RenderSettings
-from multitalk.pipeline.clips import CLIP_STAGE
 from multitalk.screenplay.schema import Screenplay
-from multitalk.store.keys import content_key
+from multitalk.stages import clip
+from multitalk.stages.align import AlignedScene
+from multitalk.stages.plan import WORKER_STAGES, SceneResult, scene_run_key
 
-SCENE_RUN_STAGE, SCENE_RUN_VERSION = "scene-run", "1"
 ATTEMPTS = 2  # a scene whose run fails is asked for once more, under a fresh key
 POLL_SECONDS = 2.0
 WAITING_NOTE_SECONDS = 60.0  # how often to say which scenes are still waiting for a worker
-WORKER_STAGES = ("chunks", "clip")  # forced stages a worker redoes; voices and the stitch happen here
 
 
 class SceneRunError(RuntimeError):
     """A scene could not be rendered by the work pool."""
-
-
-def scene_run_key(
-    screenplay: Screenplay, scene_id: str, audio_key: str, settings: RenderSettings, deployment: str
-) -> str:
-    """The idempotency key of one scene's run: a hash of everything its chunks and clip depend on."""
-    scene = screenplay.scene(scene_id)
-    material = {
-        "deployment": deployment,
-        "audio": audio_key,
-        "scene": scene.model_dump(mode="json"),
-        "defaults": screenplay.defaults.model_dump(mode="json"),
-        # Every render setting (the store root among them) but the devices, which are the worker's own, and the
-        # forced stages, of which only those a worker redoes count.
-        "settings": {
-            field.name: str(getattr(settings, field.name))
-            for field in dataclasses.fields(settings)
-            if field.name not in ("devices", "force")
-        },
-        "force": sorted(stage for stage in settings.force if stage in WORKER_STAGES),
-    }
-    return f"scene-{scene_id}-{content_key(SCENE_RUN_STAGE, SCENE_RUN_VERSION, material)}"
 
 
 def scene_parameters(
@@ -74,7 +50,7 @@ def scene_parameters(
         "scene_id": scene_id,
         "renderer": settings.renderer,
         "store_root": str(settings.store_root.resolve()),
-        "force": sorted(stage for stage in settings.force if stage in WORKER_STAGES) or None,
+        "force": sorted(stage.value for stage in settings.force if stage in WORKER_STAGES) or None,
         **{name: value for name, value in options.items() if value is not None},
     }
     accepted = inspect.signature(render_scene.fn).parameters
@@ -114,7 +90,7 @@ def _wait(runs: dict[str, FlowRun], deployment: str) -> dict[str, FlowRun]:
     return done
 
 
-def _usable(run: FlowRun, settings: RenderSettings) -> tuple[dict[str, Any] | None, str]:
+def _usable(run: FlowRun, settings: RenderSettings) -> tuple[SceneResult | None, str]:
     """The scene result of a finished run, or None and why it cannot be used."""
     if run.state is None or not run.state.is_completed():
         return None, f"flow run {run.name} ({run.id}) ended {run.state_name}: {run.state.message if run.state else ''}"
@@ -126,11 +102,13 @@ def _usable(run: FlowRun, settings: RenderSettings) -> tuple[dict[str, Any] | No
             f"{error}); workers must persist results (PREFECT_RESULTS_PERSIST_BY_DEFAULT=true, as the render-scene "
             "deployment sets) where this process can read them (PREFECT_LOCAL_STORAGE_PATH on a shared disk)"
         )
-    if not isinstance(result, dict) or "clip_key" not in result:
+    try:
+        scene = SceneResult.from_json(result)
+    except TypeError:
         return None, f"flow run {run.name} ({run.id}) returned {type(result).__name__}, not a scene result"
-    if settings.store.get(CLIP_STAGE, result["clip_key"]) is None:
-        return None, f"flow run {run.name} ({run.id}) completed, but its clip {result['clip_key']} left the store"
-    return result, ""
+    if clip.load(settings.store, scene.clip_key) is None:
+        return None, f"flow run {run.name} ({run.id}) completed, but its clip {scene.clip_key} left the store"
+    return scene, ""
 
 
 def _start(deployment: str, parameters: dict[str, Any], key: str, scene_id: str, screenplay: Screenplay) -> FlowRun:
@@ -147,26 +125,26 @@ def _start(deployment: str, parameters: dict[str, Any], key: str, scene_id: str,
 def fan_out_scenes(
     screenplay: Screenplay,
     scene_ids: list[str],
-    audio: dict[str, dict[str, Any]],
+    audio: dict[str, tuple[AlignedScene, int]],
     settings: RenderSettings,
     deployment: str,
     options: dict[str, Any] | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, SceneResult]:
     """Render `scene_ids` as runs of `deployment` (e.g. `render-scene/gpu`); returns scene id -> scene result.
 
-    `audio` is what `voice_and_align` returned for these scenes; `options` are extra `render-scene` parameters the
-    caller was given explicitly (weights, model), passed on only when set.
+    `audio` is what `voice_and_align` returned for these scenes ((aligned, lines voiced) per scene); `options`
+    are extra `render-scene` parameters the caller was given explicitly (weights, model), passed on only when set.
     """
     logger = get_run_logger()
     started = time.time()
     context = FlowRunContext.get()
     parent = context.flow_run.id if context and context.flow_run else uuid.uuid4()
     keys = {
-        scene_id: scene_run_key(screenplay, scene_id, audio[scene_id]["key"], settings, deployment)
+        scene_id: scene_run_key(screenplay, scene_id, audio[scene_id][0].key, settings, deployment)
         for scene_id in scene_ids
     }
     parameters = {scene_id: scene_parameters(screenplay, scene_id, settings, options or {}) for scene_id in scene_ids}
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, SceneResult] = {}
     problems: dict[str, str] = {}
     todo = list(scene_ids)
     for attempt in range(ATTEMPTS):
@@ -189,7 +167,7 @@ def fan_out_scenes(
                 problems[scene_id] = problem
                 todo.append(scene_id)
                 continue
-            results[scene_id] = _as_seen_here(result, run, audio[scene_id], reused=_created_before(run, started))
+            results[scene_id] = _as_seen_here(result, run, audio[scene_id][1], reused=_created_before(run, started))
         if not todo:
             break
         if attempt + 1 < ATTEMPTS:
@@ -206,14 +184,11 @@ def _created_before(run: FlowRun, moment: float) -> bool:
     return run.created is not None and run.created.timestamp() < moment - 1.0
 
 
-def _as_seen_here(result: dict[str, Any], run: FlowRun, audio: dict[str, Any], *, reused: bool) -> dict[str, Any]:
+def _as_seen_here(result: SceneResult, run: FlowRun, voiced: int, *, reused: bool) -> SceneResult:
     """The worker's scene result with this render's view: voices were done here; a reused run rendered nothing."""
-    seen = {
-        **result,
-        "voiced": audio["voiced"],
-        "voices_cached": audio["voices_cached"],
-        "flow_run": {"id": str(run.id), "name": run.name, "reused": reused},
-    }
+    result.voiced = voiced
+    result.voices_cached = len(result.voice_keys) - voiced
+    result.flow_run = {"id": str(run.id), "name": run.name, "reused": reused}
     if reused:
-        seen.update(chunks_rendered=0, chunks_cached=result["chunks"])
-    return seen
+        result.chunks_rendered, result.chunks_cached = 0, result.chunks
+    return result

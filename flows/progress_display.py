@@ -16,7 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from tasks.progress import ProgressEvent, listening
+from multitalk.stages.progress import ProgressEvent, listening
 
 
 class RenderProgress:

@@ -1,8 +1,8 @@
-"""Flow: render one scene of a screenplay (voices, timeline, chunks, scene clip).
+"""Flow: render one scene of a screenplay (voices, alignment, chunks, scene clip).
 
-The screenplay flow runs the same steps for each scene it renders; this flow is also the `render-scene`
-deployment that GPU workers run when a screenplay fans its scenes out over a work pool. Every step is a cached
-task, so a scene that is already done costs a few cache look-ups.
+The screenplay flow composes the same steps for each scene it renders; this flow is also the `render-scene`
+deployment that GPU workers run when a screenplay fans its scenes out over a work pool. Keys come from
+`multitalk.stages.plan` before any work; a scene whose clip is in the store submits no chunk tasks.
 """
 
 from __future__ import annotations
@@ -15,25 +15,23 @@ from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.renderers import renderer_for
-from flows.settings import RenderSettings
-from multitalk.pipeline.chunks import CHUNK_STAGE, chunk_keys
-from multitalk.pipeline.clips import CLIP_STAGE, clip_key
-from multitalk.pipeline.devices import shared_pool
-from multitalk.pipeline.scene import scene_context, scene_visual_material
-from multitalk.pipeline.voices import AUDIO_STAGE, TTS_STAGE, line_key, scene_audio_key, timeline_of, tracks_of
+from flows.settings import RenderSettings, resolve_settings
+from multitalk.devices import shared_pool
+from multitalk.renderers.registry import renderer_for
 from multitalk.screenplay.load import load_screenplay_with_source
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
-from multitalk.store.keys import content_key
+from multitalk.stages import clip
+from multitalk.stages.align import AlignedScene
+from multitalk.stages.plan import SceneResult, audio_plan, invalidate_forced, video_plan
+from multitalk.stages.progress import ProgressEvent, emit
+from multitalk.stages.stage import Stage
 from tasks.align import align_scene
 from tasks.cache import cached
-from tasks.progress import ProgressEvent, SceneProgressArtifact, emit
-from tasks.render_chunk import render_chunk
-from tasks.scene_clip import scene_clip
-from tasks.tts import voice_line
-
-SCENE_STAGE, SCENE_VERSION = "scene", "1"
+from tasks.chunk import render_chunk
+from tasks.clip import scene_clip
+from tasks.progress import SceneProgressArtifact
+from tasks.voice import voice_line
 
 
 def is_cached(state: Any) -> bool:
@@ -42,126 +40,94 @@ def is_cached(state: Any) -> bool:
 
 def voice_and_align(
     screenplay: Screenplay, source: SourceMap | None, scenes: list[Scene], settings: RenderSettings
-) -> dict[str, dict[str, Any]]:
-    """Voice every line of `scenes` (TTS tasks run concurrently), then lay out each scene's audio.
+) -> dict[str, tuple[AlignedScene, int]]:
+    """Voice every line of `scenes` (voice tasks run concurrently), then lay out each scene's audio.
 
-    Submitted from the flow itself, never from inside another task, so the thread pool cannot deadlock.
+    Returns scene id -> (aligned audio, lines voiced by this run). Submitted from the flow itself, never from
+    inside another task, so the thread pool cannot deadlock.
     """
     store = settings.store
-    voice = cached(voice_line, TTS_STAGE, store)
-    submitted: dict[str, tuple[list[str], list[PrefectFuture]]] = {}
+    voice = cached(voice_line, Stage.VOICE, store)
+    plans = {scene.id: audio_plan(screenplay, scene) for scene in scenes}
+    submitted: dict[str, list[PrefectFuture]] = {}
     for scene in scenes:
-        keys, futures = [], []
-        for index, line in enumerate(scene.lines):
-            key = line_key(screenplay, line)
-            if "tts" in settings.force:
-                store.invalidate(TTS_STAGE, key)
-            keys.append(key)
-            futures.append(
-                voice.submit(
-                    key=key,
-                    store_root=str(store.root),
-                    screenplay=screenplay,
-                    scene_id=scene.id,
-                    line_index=index,
-                    line=line,
-                )
+        keys = plans[scene.id].voice_keys
+        invalidate_forced(store, settings, Stage.VOICE, keys)
+        submitted[scene.id] = [
+            voice.submit(
+                key=key, store_root=str(store.root), screenplay=screenplay, scene_id=scene.id, line_index=i, line=line
             )
-        submitted[scene.id] = (keys, futures)
-    aligner = cached(align_scene, AUDIO_STAGE, store)
-    aligned: dict[str, tuple[PrefectFuture, dict[str, Any]]] = {}
+            for i, (key, line) in enumerate(zip(keys, scene.lines, strict=True))
+        ]
+    aligner = cached(align_scene, Stage.ALIGN, store)
+    aligned: dict[str, tuple[PrefectFuture, int]] = {}
     for scene in scenes:
-        keys, futures = submitted[scene.id]
-        counts = {"voiced": 0, "voices_cached": 0}
-        for future in futures:
-            result = future.result()
-            fresh = result["voiced"] and not is_cached(future.state)
-            counts["voiced" if fresh else "voices_cached"] += 1
-        key = scene_audio_key(screenplay, scene, keys)
-        if "align" in settings.force:
-            store.invalidate(AUDIO_STAGE, key)
+        futures = submitted[scene.id]
+        voices = [future.result() for future in futures]
+        voiced = sum(not is_cached(future.state) for future in futures)
+        key = plans[scene.id].align_key
+        invalidate_forced(store, settings, Stage.ALIGN, [key])
         future = aligner.submit(
-            key=key, store_root=str(store.root), screenplay=screenplay, scene_id=scene.id, line_keys=keys, source=source
+            key=key, store_root=str(store.root), screenplay=screenplay, scene_id=scene.id, voices=voices, source=source
         )
-        aligned[scene.id] = (future, {**counts, "line_keys": keys})
-    return {scene_id: {**future.result(), **extra} for scene_id, (future, extra) in aligned.items()}
+        aligned[scene.id] = (future, voiced)
+    return {scene_id: (future.result(), voiced) for scene_id, (future, voiced) in aligned.items()}
 
 
 def render_scene_video(
-    screenplay: Screenplay, scene: Scene, audio: dict[str, Any], settings: RenderSettings, device: str
-) -> dict[str, Any]:
-    """Every chunk of a scene in order on `device`, then the scene clip; returns counts and keys."""
+    screenplay: Screenplay, scene: Scene, aligned: AlignedScene, voiced: int, settings: RenderSettings, device: str
+) -> SceneResult:
+    """Every chunk of a scene in order on `device`, then the scene clip; none when the clip is in the store."""
     started = time.monotonic()
     store = settings.store
-    audio_entry = store.get(AUDIO_STAGE, audio["key"])
-    if audio_entry is None:
-        raise RuntimeError(f"scene {scene.id!r}: its audio is missing from the store; re-run")
-    context = scene_context(screenplay, scene, timeline_of(audio_entry), tracks_of(audio_entry))
-    renderer = renderer_for(settings, device)
-    scene_key = content_key(SCENE_STAGE, SCENE_VERSION, scene_visual_material(screenplay, scene))
-    keyed = chunk_keys(scene_key, context, renderer, settings.encode)
-    emit(ProgressEvent("scene-planned", scene.id, chunks_total=len(keyed), frames=context.total_frames))
-    artifact = SceneProgressArtifact(scene.id, len(keyed))
-    chunk_task = cached(render_chunk, CHUNK_STAGE, store)
+    renderer = renderer_for(settings.renderer, device, weights=settings.weights, model=settings.model)
+    plan = video_plan(screenplay, scene, aligned, renderer, settings.encode)
+    invalidate_forced(store, settings, Stage.CHUNK, plan.chunk_keys)
+    invalidate_forced(store, settings, Stage.CLIP, [plan.clip_key])
+    total = len(plan.chunks)
+    emit(ProgressEvent("scene-planned", scene.id, chunks_total=total, frames=aligned.frames))
     rendered = 0
-    previous = None
-    for chunk, key in keyed:
-        if "chunks" in settings.force:
-            store.invalidate(CHUNK_STAGE, key)
-        state = chunk_task(
-            key=key,
-            store_root=str(store.root),
-            renderer=renderer,
-            context=context,
-            chunk=chunk,
-            previous_key=previous,
-            encode=settings.encode,
-            return_state=True,
-        )
-        result = state.result()
-        fresh = result["rendered"] and not is_cached(state)
-        rendered += fresh
-        emit(
-            ProgressEvent(
-                "chunk-done" if fresh else "chunk-cached",
-                scene.id,
-                chunk.index,
-                len(keyed),
-                frames=chunk.delivered,
+    found = clip.load(store, plan.clip_key) if Stage.CHUNK not in settings.force else None
+    if found is None:
+        artifact = SceneProgressArtifact(scene.id, total)
+        chunk_task = cached(render_chunk, Stage.CHUNK, store)
+        chunks = []
+        for planned in plan.chunks:
+            state = chunk_task(
+                key=planned.key,
+                store_root=str(store.root),
+                renderer=renderer,
+                context=plan.context,
+                planned=planned,
+                encode=settings.encode,
+                return_state=True,
             )
+            chunks.append(state.result())
+            fresh = not is_cached(state)
+            rendered += fresh
+            kind = "chunk-done" if fresh else "chunk-cached"
+            emit(ProgressEvent(kind, scene.id, planned.chunk.index, total, frames=planned.chunk.delivered))
+            artifact.advance()
+        found = cached(scene_clip, Stage.CLIP, store)(
+            key=plan.clip_key, store_root=str(store.root), scene_id=scene.id, chunks=chunks, aligned=aligned
         )
-        artifact.advance()
-        previous = key
-    keys = [key for _, key in keyed]
-    clip = clip_key(keys, audio["key"])
-    if "clip" in settings.force:
-        store.invalidate(CLIP_STAGE, clip)
-    clip_result = cached(scene_clip, CLIP_STAGE, store)(
-        key=clip,
-        store_root=str(store.root),
+    emit(ProgressEvent("scene-done", scene.id, chunks_total=total, frames=aligned.frames))
+    return SceneResult(
         scene_id=scene.id,
-        chunk_keys=keys,
-        audio_key=audio["key"],
-        frames=context.total_frames,
+        device=device,
+        frames=found.frames,
+        seconds=found.seconds,
+        chunks=total,
+        chunks_rendered=rendered,
+        chunks_cached=total - rendered,
+        chunk_keys=plan.chunk_keys,
+        clip_key=plan.clip_key,
+        align_key=aligned.key,
+        voice_keys=list(audio_plan(screenplay, scene).voice_keys),
+        voiced=voiced,
+        voices_cached=len(scene.lines) - voiced,
+        wall_seconds=round(time.monotonic() - started, 3),
     )
-    emit(ProgressEvent("scene-done", scene.id, chunks_total=len(keyed), frames=context.total_frames))
-    return {
-        "scene_id": scene.id,
-        "device": device,
-        "frames": context.total_frames,
-        "seconds": context.total_frames / context.fps,
-        "chunks": len(keyed),
-        "chunks_rendered": rendered,
-        "chunks_cached": len(keyed) - rendered,
-        "chunk_keys": keys,
-        "clip_key": clip,
-        "audio_key": audio["key"],
-        "line_keys": audio["line_keys"],
-        "voiced": audio["voiced"],
-        "voices_cached": audio["voices_cached"],
-        "clip": clip_result,
-        "wall_seconds": round(time.monotonic() - started, 3),
-    }
 
 
 @flow(name="render-scene", flow_run_name="{scene_id}", task_runner=ThreadPoolTaskRunner(max_workers=4))
@@ -175,24 +141,24 @@ def render_scene(
     model: str | None = None,
     devices: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Render one scene of `screenplay` into the store (its clip is what the screenplay's stitch uses)."""
+    """Render one scene of `screenplay` into the store; returns its `SceneResult` as JSON (the stitch uses its clip)."""
     loaded, source = load_screenplay_with_source(screenplay)
-    settings = RenderSettings.resolve(
+    settings = resolve_settings(
         loaded, renderer=renderer, store_root=store_root, force=force, weights=weights, model=model, devices=devices
     )
     scene = loaded.scene(scene_id)
-    audio = voice_and_align(loaded, source, [scene], settings)[scene_id]
+    aligned, voiced = voice_and_align(loaded, source, [scene], settings)[scene_id]
     with shared_pool(settings.devices).lease() as device:
-        result = render_scene_video(loaded, scene, audio, settings, device)
+        result = render_scene_video(loaded, scene, aligned, voiced, settings, device)
     get_run_logger().info(
         "scene %s: %d chunks (%d rendered, %d cached), %.1fs of video",
         scene_id,
-        result["chunks"],
-        result["chunks_rendered"],
-        result["chunks_cached"],
-        result["seconds"],
+        result.chunks,
+        result.chunks_rendered,
+        result.chunks_cached,
+        result.seconds,
     )
-    return result
+    return result.to_json()
 
 
 if __name__ == "__main__":

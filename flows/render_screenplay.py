@@ -2,7 +2,8 @@
 
 Scenes render concurrently (each leases a device from the pool); each scene's chunks run in order. Every stage is
 cached by content, so a re-run after a crash continues where the last one stopped, and an edited line re-renders
-only what it changed. The final video is stitched when every scene has a clip.
+only what it changed. The final video is stitched when every scene has a clip. This flow only composes: keys come
+from `multitalk.stages`, the tasks in `tasks/` wrap the stages, the outputs are published by `multitalk.outputs`.
 """
 
 from __future__ import annotations
@@ -17,22 +18,30 @@ from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.fan_out import fan_out_scenes
-from flows.publish import publish_outputs, screenplay_report
 from flows.render_scene import render_scene_video, voice_and_align
-from flows.settings import RenderSettings
-from multitalk.pipeline.clips import FINAL_STAGE, final_key
-from multitalk.pipeline.devices import shared_pool
+from flows.report import screenplay_report
+from flows.settings import RenderSettings, resolve_settings
+from multitalk.devices import shared_pool
+from multitalk.outputs import publish_outputs
 from multitalk.screenplay.load import load_screenplay_with_source
 from multitalk.screenplay.schema import Screenplay
+from multitalk.stages import clip, final
+from multitalk.stages.align import AlignedScene
+from multitalk.stages.clip import SceneClip
+from multitalk.stages.final import FinalVideo
+from multitalk.stages.plan import SceneResult, invalidate_forced
+from multitalk.stages.stage import Stage
 from tasks.cache import cached
-from tasks.stitch import stitch, subtitle_files
+from tasks.final import stitch
 
 
 @task(name="scene", task_run_name="scene-{scene_id}")
-def scene_job(screenplay: Screenplay, scene_id: str, audio: dict[str, Any], settings: RenderSettings) -> dict[str, Any]:
+def scene_job(
+    screenplay: Screenplay, scene_id: str, aligned: AlignedScene, voiced: int, settings: RenderSettings
+) -> SceneResult:
     """One scene's chunks and clip on a device leased from the pool; runs in the flow's thread pool."""
     with shared_pool(settings.devices).lease() as device:
-        return render_scene_video(screenplay, screenplay.scene(scene_id), audio, settings, device)
+        return render_scene_video(screenplay, screenplay.scene(scene_id), aligned, voiced, settings, device)
 
 
 def select_scenes(screenplay: Screenplay, scenes: list[str] | None) -> list[str]:
@@ -61,7 +70,7 @@ def render_screenplay(
     parallel_scenes: int | None = None,
     scene_deployment: str | None = None,
 ) -> dict[str, Any]:
-    """Render `screenplay` (a YAML path) into `<outputs>/<slug>/final.mp4`; returns the manifest.
+    """Render `screenplay` (a YAML path) into `<outputs>/<name>/final.mp4`; returns the manifest.
 
     With `scene_deployment` (e.g. `render-scene/gpu`), scenes are rendered by runs of that deployment on its work
     pool's workers instead of in this process (flows/fan_out.py); the store root must be one they all share.
@@ -69,7 +78,7 @@ def render_screenplay(
     started = time.monotonic()
     logger = get_run_logger()
     loaded, source = load_screenplay_with_source(screenplay)
-    settings = RenderSettings.resolve(
+    settings = resolve_settings(
         loaded,
         renderer=renderer,
         store_root=store_root,
@@ -89,40 +98,49 @@ def render_screenplay(
         f"the workers of {scene_deployment}" if scene_deployment else ", ".join(settings.devices),
     )
     audio = voice_and_align(loaded, source, [loaded.scene(scene_id) for scene_id in selected], settings)
+    aligned = {scene_id: found for scene_id, (found, _) in audio.items()}
     if scene_deployment:
         options = {"weights": weights, "model": model}
         results = fan_out_scenes(loaded, selected, audio, settings, scene_deployment, options)
     else:
-        futures = {scene_id: scene_job.submit(loaded, scene_id, audio[scene_id], settings) for scene_id in selected}
+        futures = {
+            scene_id: scene_job.submit(loaded, scene_id, aligned[scene_id], audio[scene_id][1], settings)
+            for scene_id in selected
+        }
         results = {scene_id: future.result() for scene_id, future in futures.items()}
-    final = None
+    clips = {scene_id: clip.load(settings.store, result.clip_key) for scene_id, result in results.items()}
+    missing = [scene_id for scene_id, found in clips.items() if found is None]
+    if missing:
+        raise RuntimeError(f"scene clips of {', '.join(missing)} left the store during the render; re-run")
+    final_video = None
     if len(results) == len(loaded.scenes):
-        final = stitch_all(loaded, [results[scene.id] for scene in loaded.scenes], settings)
+        final_video = stitch_all(loaded, clips, aligned, settings)
     else:
         logger.info("final video not stitched: only %d of %d scenes were rendered", len(results), len(loaded.scenes))
-    manifest = publish_outputs(loaded, settings, results, final, wall_seconds=time.monotonic() - started)
+    manifest = publish_outputs(
+        loaded, settings, results, clips, aligned, final_video, wall_seconds=time.monotonic() - started
+    )
     create_markdown_artifact(
         markdown=screenplay_report(manifest), key=_artifact_key(loaded), description=f"render of {loaded.title}"
     )
     return manifest
 
 
-def stitch_all(screenplay: Screenplay, scenes: list[dict[str, Any]], settings: RenderSettings) -> dict[str, Any]:
+def stitch_all(
+    screenplay: Screenplay, clips: dict[str, SceneClip], aligned: dict[str, AlignedScene], settings: RenderSettings
+) -> FinalVideo:
     """Stitch every scene clip into the final video (cached by the clips' keys)."""
     store = settings.store
-    clip_keys = [scene["clip_key"] for scene in scenes]
-    audio_keys = [scene["audio_key"] for scene in scenes]
-    subtitles = subtitle_files(screenplay, store, audio_keys, [scene["scene_id"] for scene in scenes])
-    key = final_key(clip_keys, audio_keys, subtitles.get("final.srt", ""))
-    if "final" in settings.force:
-        store.invalidate(FINAL_STAGE, key)
-    return cached(stitch, FINAL_STAGE, store)(
+    order = [scene.id for scene in screenplay.scenes]
+    subtitles = final.subtitles(screenplay, {scene_id: aligned[scene_id] for scene_id in order})
+    key = final.key([clips[s].key for s in order], [aligned[s].key for s in order], subtitles)
+    invalidate_forced(store, settings, Stage.FINAL, [key])
+    return cached(stitch, Stage.FINAL, store)(
         key=key,
         store_root=str(store.root),
-        clip_keys=clip_keys,
-        audio_keys=audio_keys,
+        clips=[clips[s] for s in order],
+        aligned=[aligned[s] for s in order],
         subtitles=subtitles,
-        frames=sum(scene["frames"] for scene in scenes),
     )
 
 

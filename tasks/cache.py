@@ -1,12 +1,14 @@
 """Prefect caching backed by our content-addressed store.
 
 Prefect's task cache is what skips work (a re-run shows completed stages as Cached), but the truth lives in the
-store: a Prefect cache record whose store entry is gone or corrupt must not count. `StoreCachePolicy` returns
-the stage's content key (computed by the caller from what the result depends on, and passed as the task's `key`
-argument) only after checking the entry; when the entry is bad it drops Prefect's record first, so the task
-runs again and rewrites both. Results are small JSON manifests persisted beside the store; frames and audio
-never pass through Prefect. SERIALIZABLE isolation with file locks makes two renders of the same screenplay wait
-for each other's entries instead of computing them twice.
+store. `StoreCachePolicy` is the one cache check: it returns the stage's content key (computed by the stage's
+`key()` and passed as the task's `key` argument) after loading the entry. When the entry is missing or corrupt it
+drops Prefect's record, so the task runs and rewrites both; when the entry is there but Prefect has no record
+(the library's `multitalk.render` or another machine wrote it) it writes the record from the entry, so the task
+shows as Cached instead of computing it again. Task bodies therefore only build. Results are the stages' small
+typed results, as JSON beside the store; frames and audio never pass through Prefect. SERIALIZABLE isolation
+with file locks makes two renders of the same screenplay wait for each other's entries instead of computing
+them twice.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +26,17 @@ from typing import Any
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 from prefect.locking.filesystem import FileSystemLockManager
+from prefect.results import ResultRecord, ResultRecordMetadata
+from prefect.serializers import JSONSerializer
 from prefect.tasks import Task
 
-from multitalk.store.store import Store
+from multitalk.stages import align, chunk, clip, final, voice
+from multitalk.stages.stage import Stage
+from multitalk.store.store import Store, write_bytes_atomic
+
+LOADERS: dict[str, Callable[[Store, str], Any]] = {
+    module.STAGE.value: module.load for module in (voice, align, chunk, clip, final)
+}
 
 STALE_LOCK_SECONDS = 12 * 3600  # a lock this old belongs to a holder on a machine that is gone
 PREFECT_RECORDS = "prefect"  # <store root>/cache/prefect/<key>: Prefect's cache records and JSON results
@@ -102,9 +113,19 @@ class CrashSafeLockManager(FileSystemLockManager):
         return True
 
 
+def write_record(store: Store, key: str, result: Any) -> None:
+    """Prefect's cache record for `key` holding `result` (as a task with our settings would have written it)."""
+    path = records_dir(store) / key
+    record = ResultRecord(
+        result=result,
+        metadata=ResultRecordMetadata(serializer=JSONSerializer(), storage_key=str(path), expiration=None),
+    )
+    write_bytes_atomic(path, record.serialize())
+
+
 @dataclass
 class StoreCachePolicy(CachePolicy):
-    """Cache key = the `key` argument, valid only while the store holds a verified entry for it."""
+    """Cache key = the `key` argument; Prefect's record follows the store entry (dropped or written from it)."""
 
     stage: str = ""
     store_root: str = ""
@@ -120,13 +141,20 @@ class StoreCachePolicy(CachePolicy):
         if not key:
             return None
         store = Store(self.store_root)
-        if store.get(self.stage, key) is None:
+        record = records_dir(store) / key
+        try:
+            found = LOADERS[self.stage](store, key) if self.stage in LOADERS else store.get(self.stage, key)
+        except (KeyError, TypeError, ValueError):  # an entry whose result is not the stage's: a miss
+            found = None
+        if found is None:
             with contextlib.suppress(FileNotFoundError):
-                os.remove(records_dir(store) / key)
+                os.remove(record)
+        elif not record.exists():
+            write_record(store, key, found)
         return key
 
 
-def cached(task: Task, stage: str, store: Store, *, refresh: bool = False) -> Task:
+def cached(task: Task, stage: Stage | str, store: Store, *, refresh: bool = False) -> Task:
     """`task` configured to cache its results under `store` (refresh=True recomputes and overwrites)."""
     records = records_dir(store)
     records.mkdir(parents=True, exist_ok=True)
@@ -134,7 +162,7 @@ def cached(task: Task, stage: str, store: Store, *, refresh: bool = False) -> Ta
     locks.mkdir(parents=True, exist_ok=True)
     # Prefect keeps each record (metadata + JSON result) in result_storage under the key; setting key_storage to
     # the same folder would make the metadata overwrite the result.
-    policy = StoreCachePolicy(stage=stage, store_root=str(store.root)).configure(
+    policy = StoreCachePolicy(stage=str(stage), store_root=str(store.root)).configure(
         lock_manager=CrashSafeLockManager(lock_files_directory=locks),
         isolation_level="SERIALIZABLE",
     )

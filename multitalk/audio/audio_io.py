@@ -8,8 +8,6 @@ name. Resampling uses soxr (deterministic, high quality), so the same input alwa
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import logging
 import shutil
@@ -138,18 +136,3 @@ def decode_audio(path: Path | str, sample_rate: int) -> np.ndarray:
         raise AudioDecodeError(f"{path}: ffmpeg returned {rate} Hz, asked for {sample_rate} Hz")
     logger.debug("decoded %s: %d samples at %d Hz", path, samples.size, sample_rate)
     return samples
-
-
-@functools.cache
-def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, memoised per (path, size, mtime) so big checkpoints are read once a process."""
-    stat = path.stat()
-    return _file_sha256(path.resolve(), stat.st_size, stat.st_mtime_ns)

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from multitalk.audio.audio_io import file_sha256
-from multitalk.audio.tts import EngineIdentity, LineRequest, Synthesised, VoiceError
+from multitalk.audio.engine import EngineIdentity, LineRequest, Synthesised, VoiceError
+from multitalk.store.keys import file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class CoquiModel:
     def fingerprint(self) -> dict[str, str]:
         """sha256 of every file that shapes the voice, by file name (part of the line cache key)."""
         files = [self.model_file, self.config_file, *self.side_files]
-        return {path.name: file_sha256(path) for path in files}
+        return {path.name: file_digest(path) for path in files}
 
     @property
     def loads_from_folder(self) -> bool:
@@ -226,7 +226,7 @@ class CoquiEngine:
             "speaker": character.voice,
             "language": character.language,
             "speed": character.speed,
-            "speaker_wav_sha256": file_sha256(clone) if clone is not None else None,
+            "speaker_wav_sha256": file_digest(clone) if clone is not None else None,
         }
 
     def identity(self, request: LineRequest) -> EngineIdentity:

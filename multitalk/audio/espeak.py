@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from multitalk.audio.audio_io import read_wav
-from multitalk.audio.tts import EngineIdentity, LineRequest, Synthesised, VoiceError
+from multitalk.audio.engine import EngineIdentity, LineRequest, Synthesised, VoiceError
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from multitalk.audio.audio_io import file_sha256, read_wav, resample, write_json, write_wav
+from multitalk.audio.audio_io import read_wav, resample, write_json, write_wav
+from multitalk.audio.engine import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, VoiceError
 from multitalk.audio.trim import trim_silence
-from multitalk.audio.tts import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, VoiceError, engine_for
+from multitalk.audio.tts import engine_for
 from multitalk.screenplay.schema import Line, Screenplay
+from multitalk.store.keys import file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ def line_tts_key_material(screenplay: Screenplay, line: Line, *, sample_rate: in
         "engine": engine.identity(request).to_json(),
         "voice": engine.voice_settings(request),
         "text": None if line.audio is not None else line.text,
-        "recording_sha256": file_sha256(line.audio_path) if line.audio_path is not None else None,
+        "recording_sha256": file_digest(line.audio_path) if line.audio_path is not None else None,
         "trim_db": screenplay.defaults.timing.trim_db,
         "sample_rate": sample_rate,
     }

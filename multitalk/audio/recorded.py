@@ -10,7 +10,7 @@ import functools
 from typing import Any
 
 from multitalk.audio.audio_io import AudioDecodeError, decode_audio, ffmpeg_version
-from multitalk.audio.tts import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, Synthesised, VoiceError
+from multitalk.audio.engine import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, Synthesised, VoiceError
 
 
 @functools.cache

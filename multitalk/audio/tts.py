@@ -1,86 +1,26 @@
-"""Text-to-speech engines behind one small interface, chosen per character.
+"""Text-to-speech engines by name, chosen per character.
 
 A character's `engine` picks how their lines are voiced: `espeak` (espeak-ng, the default: fast, everywhere),
 `coqui` (Coqui TTS models from a local folder, multi-speaker ids or XTTS cloning) or `file` (recorded lines). A
 line that gives a recording (`audio:`) is always played from that file, whatever the character's engine.
 
-An engine turns one `LineRequest` into raw samples at its own rate, and describes itself for the cache key:
-`identity` (engine name, version, model fingerprint) and `voice_settings` (everything about the voice that changes
-the sound). Trimming, resampling and writing are shared (`line_audio.py`), so engines stay small.
+To add an engine: a module with a class following `engine.TTSEngine` (importing only `multitalk.audio.engine`
+and helpers, never this file), and one line in `ENGINES`. Engine modules are imported on first use, so an
+optional engine's packages are needed only by screenplays that use it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+import importlib
 
-import numpy as np
-
+from multitalk.audio.engine import TTSEngine, VoiceError
 from multitalk.screenplay.schema import Character, Line
 
-LINE_SAMPLE_RATE = 48_000  # line audio is kept at the delivery rate; conditioning tracks derive 16 kHz from it
-
-
-class VoiceError(RuntimeError):
-    """A line cannot be voiced as written (engine missing, model not found, unknown voice...)."""
-
-
-@dataclass(frozen=True)
-class EngineIdentity:
-    """Which engine made a line, exactly: recorded beside the audio and part of its cache key."""
-
-    name: str  # "espeak" | "coqui" | "file"
-    version: str  # e.g. "1.51" (espeak-ng), "0.28.0" (coqui-tts), ffmpeg's version line (file)
-    details: dict[str, Any] = field(default_factory=dict)  # e.g. the Coqui model's file fingerprints
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "details": self.details}
-
-
-@dataclass(frozen=True)
-class LineRequest:
-    """One line to voice, with everything an engine needs to know about it."""
-
-    speaker: str  # the character's key in the screenplay
-    character: Character
-    text: str | None  # None for a recorded line
-    audio_path: Path | None  # the recording, resolved inside the project folder
-    project_dir: Path | None  # where relative model folders are looked up
-
-    @classmethod
-    def for_line(cls, character: Character, line: Line, project_dir: Path | None = None) -> LineRequest:
-        return cls(line.speaker, character, line.text, line.audio_path, project_dir)
-
-    def who(self) -> str:
-        """`character 'alice'`, for messages."""
-        return f"character {self.speaker!r}"
-
-
-@dataclass(frozen=True)
-class Synthesised:
-    """Raw engine output: mono float32 at the engine's own rate, untrimmed."""
-
-    samples: np.ndarray  # (N,) float32
-    sample_rate: int
-
-
-class TTSEngine(Protocol):
-    """What every voice engine provides."""
-
-    name: str
-
-    def identity(self, request: LineRequest) -> EngineIdentity:
-        """Engine name, version and (for model-based engines) a fingerprint of the model files."""
-        ...
-
-    def voice_settings(self, request: LineRequest) -> dict[str, Any]:
-        """JSON-able voice parameters that change the sound (voice id, rate, pitch...), as actually used."""
-        ...
-
-    def synthesise(self, request: LineRequest) -> Synthesised:
-        """Voice the line; raises VoiceError with what to fix."""
-        ...
+ENGINES: dict[str, str] = {  # engine name -> "module:class"
+    "espeak": "multitalk.audio.espeak:EspeakEngine",
+    "coqui": "multitalk.audio.coqui:CoquiEngine",
+    "file": "multitalk.audio.recorded:RecordedEngine",
+}
 
 
 def engine_name(character: Character, line: Line | None = None) -> str:
@@ -93,17 +33,7 @@ def engine_name(character: Character, line: Line | None = None) -> str:
 def engine_for(character: Character, line: Line | None = None) -> TTSEngine:
     """The engine instance for a character (and line: recorded lines always use the `file` engine)."""
     name = engine_name(character, line)
-    # Imported here: the engines import this module's types, and `coqui` must stay optional.
-    if name == "espeak":
-        from multitalk.audio.espeak import EspeakEngine
-
-        return EspeakEngine()
-    if name == "coqui":
-        from multitalk.audio.coqui import CoquiEngine
-
-        return CoquiEngine()
-    if name == "file":
-        from multitalk.audio.recorded import RecordedEngine
-
-        return RecordedEngine()
-    raise VoiceError(f"unknown voice engine {name!r} (known: espeak, coqui, file)")
+    if name not in ENGINES:
+        raise VoiceError(f"unknown voice engine {name!r} (known: {', '.join(ENGINES)})")
+    module, _, cls = ENGINES[name].partition(":")
+    return getattr(importlib.import_module(module), cls)()

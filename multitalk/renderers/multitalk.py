@@ -1,6 +1,6 @@
 """The `multitalk` renderer: the real model, chunk by chunk, behind the renderer protocol.
 
-The spine (`multitalk.pipeline.chunks`) computes every chunk's key from `identity()`, the chunk plan, the raw
+The spine (`multitalk.stages.chunk`) computes every chunk's key from `identity()`, the chunk plan, the raw
 audio samples of each person's window (`audio_margin_frames` each side) and `chunk_key_material()`, then calls
 `render_chunk(context, chunk, previous_carry, carry_out)`. Here that becomes one `MultiTalkPipeline.render_chunk`
 call: the chunk's audio window is read from the tracks (only those samples), the previous chunk's motion frames
@@ -21,9 +21,7 @@ previous one first.
 
 from __future__ import annotations
 
-import functools
 import gc
-import hashlib
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from multitalk.devices import torch_device
 from multitalk.generation.pipeline import (
     CARRY_DTYPE,
     ChunkAudio,
@@ -50,6 +49,7 @@ from multitalk.model.configs import ModelConfig, get_config
 from multitalk.model.lora import LoraSpec
 from multitalk.model.masks import Placement
 from multitalk.renderers.base import Person, SceneContext
+from multitalk.store.keys import file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -117,27 +117,6 @@ def placement_of(person: Person) -> Placement:
     if person.side in ("left", "right"):
         return person.side
     return None
-
-
-@functools.lru_cache(maxsize=32)
-def _file_digest(path: Path, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(2**20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def image_digest(path: Path) -> str:
-    """sha256 of the image file (memoised per path, mtime and size)."""
-    stat = Path(path).stat()
-    return _file_digest(Path(path), stat.st_mtime_ns, stat.st_size)
-
-
-def torch_device(slot: str | torch.device) -> torch.device:
-    """The torch device of a device-pool slot: `cpu:1` is the CPU, `cuda:0` itself."""
-    slot = str(slot)
-    return torch.device("cpu") if slot.startswith("cpu") else torch.device(slot)
 
 
 class MultiTalkRenderer:
@@ -236,7 +215,7 @@ class MultiTalkRenderer:
         spec = self.scene_spec(context)
         settings = self.settings_for(context)
         return {
-            "image": image_digest(spec.image),
+            "image": file_digest(spec.image),
             "prompt": spec.prompt,
             "negative_prompt": spec.negative_prompt,
             "persons": [

@@ -23,7 +23,6 @@ from PIL import Image, ImageDraw, ImageFont
 
 from multitalk.generation.streaming import SAMPLES_PER_FRAME_16K, Chunk, ChunkGeometry
 from multitalk.media.colorspace import rgb_to_yuv420, rgb_to_yuv_colour, yuv_planes
-from multitalk.model.buckets import choose_bucket, cover_crop_geometry
 from multitalk.renderers.base import Person, SceneContext, SpokenLine
 
 VERSION = "preview-1"
@@ -46,6 +45,8 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 @lru_cache(maxsize=16)
 def _fitted_image(path: Path, mtime_ns: int, width: int, height: int) -> np.ndarray:
     """The scene image resized to cover (width, height) and centre-cropped, uint8 (H, W, 3)."""
+    from multitalk.model.buckets import cover_crop_geometry  # imports torch: only when frames are drawn
+
     with Image.open(path) as opened:
         image = opened.convert("RGB")
     (resized_h, resized_w), (top, left) = cover_crop_geometry((image.height, image.width), (height, width))
@@ -73,6 +74,8 @@ class PreviewRenderer:
         return {"renderer": self.name, "version": VERSION, "font": "pillow-default"}
 
     def frame_size(self, context: SceneContext) -> tuple[int, int]:
+        from multitalk.model.buckets import choose_bucket  # imports torch: keys and no-op checks need none
+
         with Image.open(context.image) as opened:
             width, height = opened.size
         target_h, target_w = choose_bucket(height, width, context.resolution)
@@ -135,6 +138,8 @@ def _overlapping(lines: tuple[SpokenLine, ...], start: int, end: int) -> list[Sp
 def _region(person: Person, image: Path, width: int, height: int) -> tuple[int, int, int, int]:
     """The person's region in frame pixels: their box after the cover-crop, or their half of the frame."""
     if person.bbox is not None:
+        from multitalk.model.buckets import cover_crop_geometry
+
         with Image.open(image) as opened:
             src_w, src_h = opened.size
         (resized_h, resized_w), (top, left) = cover_crop_geometry((src_h, src_w), (height, width))

@@ -49,19 +49,24 @@ def content_key(stage: str, version: str, material: Any) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:KEY_LENGTH]
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes (memoised per path, size and mtime, so re-checks of big files are cheap)."""
+def sha256_file(path: Path | str) -> str:
+    """sha256 of a file's bytes, read now (the one file-hashing helper; `file_digest` memoises it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_digest(path: Path | str) -> str:
+    """sha256 of a file's bytes, memoised per path, size and mtime (key material: images, recordings, models)."""
     stat = os.stat(path)
     memo_key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
     with _digest_lock:
         cached = _digest_memo.get(memo_key)
     if cached is not None:
         return cached
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    value = digest.hexdigest()
+    value = sha256_file(path)
     with _digest_lock:
         _digest_memo[memo_key] = value
     return value

@@ -1,10 +1,15 @@
 """The content-addressed artifact store: `<root>/cache/<stage>/<key>/`.
 
-An entry is a folder of files plus `entry.json` (what the files are, their sizes and sha256, and a small JSON
-result). It is written into a temporary sibling folder and renamed into place only when complete, so a crash
-leaves either a whole entry or none. Reading verifies sizes and checksums: a missing, truncated or corrupt entry
-is a miss, never an error, and is replaced by the next write. Two processes writing the same key at once both
-finish: the first rename wins, the second sees a complete entry and discards its own copy.
+An entry is a folder of files plus `entry.json` (what the files are, their sizes, sha256, mtime and a digest of
+their first and last 64 KiB, and a small JSON result). It is written into a temporary sibling folder and renamed
+into place only when complete, so a crash leaves either a whole entry or none.
+
+Files are hashed in full when written. Reading an entry is cheap: each file's size, mtime and head/tail digest
+must match what was recorded (a few stat calls and at most 128 KiB read per file, whatever its size). A file
+whose mtime changed (rewritten, or copied without its times) is hashed in full before it counts. So a missing,
+truncated or rewritten file is a miss, never an error, and is replaced by the next write; `verify()` (the
+`multitalk cache verify` command) re-hashes everything. Two processes writing the same key at once both finish:
+the first rename wins, the second sees a complete entry and discards its own copy.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from multitalk.store.keys import sha256_file
+
 logger = logging.getLogger(__name__)
 
 ENTRY_FILE = "entry.json"
@@ -29,12 +36,43 @@ CACHE_DIR = "cache"
 STALE_TEMP_SECONDS = 6 * 3600  # temp folders older than this belong to dead writers
 
 
-def _sha256(path: Path) -> str:
+SAMPLE_BYTES = 64 * 1024  # the head and the tail of a file that every read checks
+
+
+def _ends_digest(path: Path, size: int) -> str:
+    """sha256 of a file's first and last SAMPLE_BYTES (the whole file when it is small)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        digest.update(handle.read(SAMPLE_BYTES))
+        if size > 2 * SAMPLE_BYTES:
+            handle.seek(size - SAMPLE_BYTES)
+        digest.update(handle.read())
     return digest.hexdigest()
+
+
+def _file_facts(path: Path) -> dict[str, Any]:
+    """What `entry.json` records of one file (hashed in full once, here)."""
+    stat = path.stat()
+    return {
+        "size": stat.st_size,
+        "sha256": sha256_file(path),
+        "mtime_ns": stat.st_mtime_ns,
+        "ends": _ends_digest(path, stat.st_size),
+    }
+
+
+def _file_problem(path: Path, facts: dict[str, Any], *, full: bool) -> str | None:
+    """Why a file does not match its record (None: it matches); `full` re-hashes it whatever its mtime."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return "is missing"
+    if stat.st_size != facts["size"]:
+        return f"has {stat.st_size} bytes, not {facts['size']}"
+    cheap = not full and facts.get("mtime_ns") == stat.st_mtime_ns and "ends" in facts
+    if cheap:
+        return None if _ends_digest(path, stat.st_size) == facts["ends"] else "has changed bytes"
+    return None if sha256_file(path) == facts["sha256"] else "has changed bytes"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -88,7 +126,14 @@ class Store:
         return self.cache_root / stage / key
 
     def get(self, stage: str, key: str) -> Entry | None:
-        """The verified entry, or None when it is absent, incomplete or corrupt."""
+        """The entry, or None when it is absent, incomplete or corrupt (cheap checks, see the module docstring)."""
+        return self._read(stage, key, full=False)
+
+    def verify(self, stage: str, key: str) -> Entry | None:
+        """Like `get`, but every file is hashed in full."""
+        return self._read(stage, key, full=True)
+
+    def _read(self, stage: str, key: str, *, full: bool) -> Entry | None:
         path = self.entry_path(stage, key)
         try:
             record = json.loads((path / ENTRY_FILE).read_text())
@@ -99,14 +144,9 @@ class Store:
             return None
         files = record.get("files", {})
         for name, facts in files.items():
-            file = path / name
-            try:
-                size = file.stat().st_size
-            except FileNotFoundError:
-                logger.warning("store entry %s/%s lost %s: treating as a miss", stage, key, name)
-                return None
-            if size != facts["size"] or _sha256(file) != facts["sha256"]:
-                logger.warning("store entry %s/%s has a corrupt %s: treating as a miss", stage, key, name)
+            problem = _file_problem(path / name, facts, full=full)
+            if problem is not None:
+                logger.warning("store entry %s/%s: %s %s, treating as a miss", stage, key, name, problem)
                 return None
         return Entry(stage, key, path, record.get("result", {}), files)
 
@@ -132,7 +172,7 @@ class Store:
                 continue
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
-            files[name] = {"size": file.stat().st_size, "sha256": _sha256(file)}
+            files[name] = _file_facts(file)
         record = {"stage": stage, "key": key, "created": time.time(), "files": files, "result": result}
         write_json_atomic(temp / ENTRY_FILE, record)
         _fsync_dir(temp)

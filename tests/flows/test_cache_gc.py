@@ -40,11 +40,11 @@ def test_gc_after_an_edit_removes_the_old_take_and_keeps_what_renders_need(
     edited = render()
     assert edited["totals"]["lines_voiced"] == 1
     listing = multitalk("cache", "ls", "--outputs", str(outputs))
-    assert "tts" in listing and "chunk" in listing
+    assert "voice" in listing and "chunk" in listing
 
     dry = multitalk("cache", "gc", "--dry-run", "--grace-hours", "0", "--outputs", str(outputs))
     stale = {stage: set(first["keys"][stage]) - set(edited["keys"][stage]) for stage in first["keys"]}
-    assert stale["tts"] and stale["scene-audio"] and stale["clip"]
+    assert stale["voice"] and stale["align"] and stale["clip"]
     for stage, keys in stale.items():
         for key in keys:
             assert f"would remove {stage}/{key}" in dry

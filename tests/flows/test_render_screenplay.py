@@ -14,8 +14,11 @@ from PIL import Image
 from flows.render_screenplay import render_screenplay
 from multitalk.generation.streaming import plan_chunks
 from multitalk.media.probe import video_facts
-from multitalk.pipeline.chunks import CHUNK_STAGE, SEGMENT_FILE
 from multitalk.screenplay import load_screenplay
+from multitalk.stages.chunk import SEGMENT_FILE
+from multitalk.stages.chunk import STAGE as CHUNK_STAGE
+from multitalk.stages.clip import CLIP_FILE
+from multitalk.stages.clip import STAGE as CLIP_STAGE
 from multitalk.store.store import Store
 from tests.flows.conftest import REPO, subprocess_env
 
@@ -94,7 +97,7 @@ def test_edit_rerenders_only_from_the_edited_chunk(prefect_api: str, small_proje
 def _timed_line(outputs: Path, scene: dict, index: int) -> dict:
     import json
 
-    entry = Store(outputs).get("scene-audio", scene["audio_key"])
+    entry = Store(outputs).get("align", scene["align_key"])
     timeline = json.loads(entry.file("timeline.json").read_text())
     return timeline["lines"][index]
 
@@ -106,6 +109,10 @@ def test_truncated_store_file_is_rendered_again(prefect_api: str, small_project:
     victim = first["scenes"][0]["chunk_keys"][1]
     segment = Store(outputs).entry_path(CHUNK_STAGE, victim) / SEGMENT_FILE
     segment.write_bytes(segment.read_bytes()[:1000])
+    # The scene's clip is intact, so the truncated chunk is not even looked at: nothing to render.
+    assert render(small_project, outputs)["totals"]["chunks_rendered"] == 0
+    clip = Store(outputs).entry_path(CLIP_STAGE, first["scenes"][0]["clip_key"]) / CLIP_FILE
+    clip.write_bytes(clip.read_bytes()[:1000])
     second = render(small_project, outputs)
     assert second["totals"]["chunks_rendered"] == 1
     assert Store(outputs).get(CHUNK_STAGE, victim) is not None
@@ -137,8 +144,21 @@ def test_two_renders_at_once_both_finish(prefect_api: str, small_project: Path, 
 
 
 def test_scenes_render_concurrently_on_two_devices(prefect_api: str, small_project: Path, tmp_path: Path) -> None:
-    from multitalk.pipeline.devices import shared_pool
+    from multitalk.devices import shared_pool
 
     manifest = render(small_project, tmp_path / "out", devices=["cpu:a", "cpu:b"])
     assert sorted(scene["device"] for scene in manifest["scenes"]) == ["cpu:a", "cpu:b"]
     assert shared_pool(["cpu:a", "cpu:b"]).busy_peak == 2  # both scenes held a device at the same time
+
+
+def test_library_render_and_flow_render_share_the_store(prefect_api: str, small_project: Path, tmp_path: Path) -> None:
+    import multitalk
+
+    outputs = tmp_path / "outputs"
+    library = multitalk.render(small_project, outputs=outputs, renderer="preview")
+    assert library["totals"]["chunks_rendered"] == library["totals"]["chunks"] > 2
+    library_bytes = Path(library["video"]).read_bytes()
+    flow = render(small_project, outputs)
+    assert flow["totals"]["chunks_rendered"] == 0 and flow["totals"]["lines_voiced"] == 0
+    assert Path(flow["video"]).read_bytes() == library_bytes
+    assert flow["keys"] == library["keys"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flows.render_screenplay import render_screenplay
-from multitalk.pipeline.chunks import CHUNK_STAGE
+from multitalk.stages.chunk import STAGE as CHUNK_STAGE
 from multitalk.store.store import Store
 from tests.flows.conftest import REPO, subprocess_env
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.fan_out import scene_parameters, scene_run_key
+from flows.fan_out import scene_parameters
 from flows.settings import RenderSettings
 from multitalk.media.probe import video_facts
-from multitalk.pipeline.clips import CLIP_STAGE
 from multitalk.screenplay import load_screenplay
+from multitalk.stages.clip import STAGE as CLIP_STAGE
+from multitalk.stages.plan import scene_run_key
 from multitalk.store.store import Store
 from tests.flows.servers import flow_run_id, prefect, prefect_server, prefect_worker, wait_for_flow_run
 
@@ -27,9 +28,9 @@ def test_scene_run_key_follows_what_the_chunks_depend_on(small_project: Path, tm
 
     assert key() == key() == key(devices=["cpu:7"])  # the orchestrator's devices are not the worker's
     assert (
-        len({key(), key(audio="a2"), key("park"), key(store_root=str(tmp_path / "other")), key(force=["chunks"])}) == 5
+        len({key(), key(audio="a2"), key("park"), key(store_root=str(tmp_path / "other")), key(force=["chunk"])}) == 5
     )
-    assert key(force=["tts"]) == key()  # voices are redone by the screenplay flow, not by the scene run
+    assert key(force=["voice"]) == key()  # voices are redone by the screenplay flow, not by the scene run
     parameters = scene_parameters(screenplay, "cafe", RenderSettings.resolve(screenplay, store_root="rel"), {})
     assert Path(parameters["screenplay"]).is_absolute() and Path(parameters["store_root"]).is_absolute()
 

@@ -21,7 +21,7 @@ def test_compute_key_is_the_content_key_while_the_entry_is_valid(tmp_path: Path)
     assert policy.compute_key(None, {"key": "k1"}, {}) == "k1"
     assert not record.exists(), "a record without its store entry must be dropped, so the task runs again"
 
-    entry = store.put("chunk", "k1", {"segment.mp4": b"frames"})
+    entry = store.put("chunk", "k1", {"segment.mp4": b"frames"}, chunk={"index": 0}, frames=1)
     record.write_text("{}")
     assert policy.compute_key(None, {"key": "k1"}, {}) == "k1"
     assert record.exists()

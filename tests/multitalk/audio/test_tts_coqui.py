@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from multitalk.audio import coqui
-from multitalk.audio.audio_io import file_sha256, read_wav
+from multitalk.audio.audio_io import read_wav
+from multitalk.audio.engine import LINE_SAMPLE_RATE, VoiceError
 from multitalk.audio.line_audio import line_request, line_tts_key_material, synthesise_line
-from multitalk.audio.tts import LINE_SAMPLE_RATE, VoiceError
+from multitalk.store.keys import file_digest
 
 PLAY = """
 title: coqui
@@ -59,8 +60,8 @@ def test_single_speaker_model_from_a_folder_beside_the_screenplay(play, tmp_path
     assert info.engine["name"] == "coqui"
     assert info.engine["version"] == importlib.metadata.version("coqui-tts")
     model_dir = tmp_path / "models" / "single"
-    assert info.engine["details"]["model.pth"] == file_sha256(model_dir / "model.pth")
-    assert info.engine["details"]["config.json"] == file_sha256(model_dir / "config.json")
+    assert info.engine["details"]["model.pth"] == file_digest(model_dir / "model.pth")
+    assert info.engine["details"]["config.json"] == file_digest(model_dir / "config.json")
 
 
 def test_multi_speaker_ids_speed_and_reproducibility(play, tmp_path):
@@ -155,5 +156,5 @@ def test_cloning_passes_the_recording_language_and_speed(write_project, tmp_path
     info = synthesise_line(screenplay, screenplay.scenes[0].lines[0], tmp_path / "me_line.wav")
     assert fake.calls == [("Guten Tag.", {"speaker_wav": str(tmp_path / "me.wav"), "language": "de", "speed": 1.25})]
     assert info.source_rate == 24000
-    assert info.voice["speaker_wav_sha256"] == file_sha256(tmp_path / "me.wav")
+    assert info.voice["speaker_wav_sha256"] == file_digest(tmp_path / "me.wav")
     assert info.engine["details"]["architecture"] == "xtts"

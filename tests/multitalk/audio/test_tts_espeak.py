@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from multitalk.audio.audio_io import read_wav
+from multitalk.audio.engine import LINE_SAMPLE_RATE, VoiceError
 from multitalk.audio.line_audio import info_path, line_tts_key_material, synthesise_line
-from multitalk.audio.tts import LINE_SAMPLE_RATE, VoiceError
 
 PLAY = """
 title: voices

@@ -11,9 +11,9 @@ import pytest
 import soundfile
 
 from multitalk.audio.audio_io import read_wav
+from multitalk.audio.engine import LINE_SAMPLE_RATE
 from multitalk.audio.line_audio import line_tts_key_material, synthesise_line
 from multitalk.audio.trim import MARGIN_SECONDS
-from multitalk.audio.tts import LINE_SAMPLE_RATE
 
 SOURCE_RATE = 44_100
 TONE_HZ = 440.0

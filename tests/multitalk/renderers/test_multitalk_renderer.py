@@ -17,10 +17,11 @@ from multitalk.model import weights as W
 from multitalk.model.configs import CONFIGS
 from multitalk.model.lora import LoraSpec
 from multitalk.model.tiny_release import write_tiny_release, write_tiny_scene
-from multitalk.pipeline.chunks import CARRY_DIR, CHUNK_STAGE, chunk_keys, render_chunk_into_store
 from multitalk.renderers import multitalk as renderer_module
 from multitalk.renderers.base import Person, Renderer, SceneContext, SpokenLine
 from multitalk.renderers.multitalk import MultiTalkRenderer, placement_of
+from multitalk.stages import chunk as chunk_stage
+from multitalk.stages.chunk import CARRY_DIR
 from multitalk.store.store import Store
 
 CONFIG = CONFIGS["tiny"]
@@ -164,26 +165,24 @@ def test_a_scene_through_the_spine_and_a_resume_from_the_store(release, context,
     store = Store(tmp_path / "outputs")
     encode = EncodeSettings()
     renderer = _renderer(release)
-    keyed = chunk_keys("scene-key", context, renderer, encode)
-    assert len(keyed) == 3
+    planned = chunk_stage.plan("scene-key", context, renderer, encode)
+    assert len(planned) == 3
     entries = []
-    previous = None
-    for chunk, key in keyed:
-        previous = render_chunk_into_store(store, key, renderer, context, chunk, previous, encode)
-        entries.append(previous)
-        assert previous.result["frames"] == chunk.delivered and previous.result["size"] == [96, 48]
-        assert f"{CARRY_DIR}/{CARRY_TENSORS}" in previous.files
-    carry = (entries[2].path / CARRY_DIR / CARRY_TENSORS).read_bytes()
-    segment = entries[2].file("segment.mp4").read_bytes()
+    for step in planned:
+        rendered = chunk_stage.build(store, step, renderer, context, encode)
+        entries.append(rendered)
+        entry = store.get(chunk_stage.STAGE, step.key)
+        assert rendered.frames == step.chunk.delivered and entry.result["size"] == [96, 48]
+        assert f"{CARRY_DIR}/{CARRY_TENSORS}" in entry.files
+    carry = (entries[2].carry / CARRY_TENSORS).read_bytes()
+    segment = entries[2].segment.read_bytes()
 
     # A crash before chunk 2 was committed: a new process (fresh pipeline) resumes from chunk 1's entry.
     renderer_module.release_pipelines()
-    store.invalidate(CHUNK_STAGE, keyed[2][1])
-    assert store.get(CHUNK_STAGE, keyed[2][1]) is None
+    store.invalidate(chunk_stage.STAGE, planned[2].key)
+    assert chunk_stage.load(store, planned[2].key) is None
     resumed_renderer = _renderer(release)
-    assert chunk_keys("scene-key", context, resumed_renderer, encode) == keyed
-    resumed = render_chunk_into_store(
-        store, keyed[2][1], resumed_renderer, context, keyed[2][0], store.get(CHUNK_STAGE, keyed[1][1]), encode
-    )
-    assert (resumed.path / CARRY_DIR / CARRY_TENSORS).read_bytes() == carry
-    assert resumed.file("segment.mp4").read_bytes() == segment
+    assert chunk_stage.plan("scene-key", context, resumed_renderer, encode) == planned
+    resumed = chunk_stage.build(store, planned[2], resumed_renderer, context, encode)
+    assert (resumed.carry / CARRY_TENSORS).read_bytes() == carry
+    assert resumed.segment.read_bytes() == segment

@@ -11,6 +11,10 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 _pools: dict[tuple[str, ...], DevicePool] = {}
 _pools_lock = threading.Lock()
@@ -30,9 +34,12 @@ def cpu_slots(count: int) -> list[str]:
     return ["cpu"] + [f"cpu:{index}" for index in range(1, max(count, 1))]
 
 
-def torch_device(name: str) -> str:
-    """The torch device string for a pool slot (`cpu:1` is the CPU)."""
-    return "cpu" if name.startswith("cpu") else name
+def torch_device(slot: str | torch.device) -> torch.device:
+    """The torch device of a pool slot: `cpu:1` is the CPU, `cuda:0` itself."""
+    import torch
+
+    slot = str(slot)
+    return torch.device("cpu") if slot.startswith("cpu") else torch.device(slot)
 
 
 class DevicePool:

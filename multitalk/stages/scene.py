@@ -1,30 +1,31 @@
-"""From a screenplay scene and its laid-out audio to what a renderer sees, and the scene's visual key."""
+"""What a renderer sees of a scene (`SceneContext`) and the scene's visual key, from the screenplay and `align`."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from multitalk.audio.align import Timeline
 from multitalk.renderers.base import Person, SceneContext, SpokenLine
 from multitalk.screenplay.schema import Scene, Screenplay
-from multitalk.store.keys import file_digest
+from multitalk.stages.align import AlignedScene
+from multitalk.store.keys import content_key, file_digest
+
+VISUAL_STAGE, VISUAL_VERSION = "scene", "1"  # key material only; no store folder
 
 
-def persons(screenplay: Screenplay, scene: Scene, tracks: dict[str, Path] | None = None) -> tuple[Person, ...]:
+def persons(screenplay: Screenplay, scene: Scene, aligned: AlignedScene | None = None) -> tuple[Person, ...]:
     """The on-screen speakers in model order (person 1, person 2) with their placement and track."""
+    tracks = aligned.tracks if aligned is not None else {}
     out = []
     for name in scene.on_screen_speakers():
         placement = scene.cast[name]
-        character = screenplay.characters[name]
         out.append(
             Person(
                 name=name,
                 display_name=screenplay.display_name(name),
                 side=placement.side,
                 bbox=tuple(placement.bbox) if placement.bbox is not None else None,
-                color=character.color,
-                track=(tracks or {}).get(name),
+                color=screenplay.characters[name].color,
+                track=tracks.get(name),
             )
         )
     return tuple(out)
@@ -34,9 +35,9 @@ def scene_seed(screenplay: Screenplay, scene: Scene) -> int:
     return scene.seed if scene.seed is not None else screenplay.defaults.seed
 
 
-def scene_visual_material(screenplay: Screenplay, scene: Scene) -> dict[str, Any]:
+def visual_key(screenplay: Screenplay, scene: Scene) -> str:
     """What every renderer's frames may depend on besides audio and lines: the picture and who stands where."""
-    return {
+    material: dict[str, Any] = {
         "image": file_digest(scene.image_path),
         "resolution": screenplay.defaults.resolution,
         "fps": screenplay.defaults.fps,
@@ -45,11 +46,13 @@ def scene_visual_material(screenplay: Screenplay, scene: Scene) -> dict[str, Any
             for p in persons(screenplay, scene)
         ],
     }
+    return content_key(VISUAL_STAGE, VISUAL_VERSION, material)
 
 
-def scene_context(screenplay: Screenplay, scene: Scene, timeline: Timeline, tracks: dict[str, Path]) -> SceneContext:
+def scene_context(screenplay: Screenplay, scene: Scene, aligned: AlignedScene) -> SceneContext:
     """The renderer's view of one scene, with its conditioning tracks on disk."""
     sampling = screenplay.defaults.sampling
+    timeline = aligned.timeline()
     lines = tuple(
         SpokenLine(
             speaker=line.speaker,
@@ -66,7 +69,7 @@ def scene_context(screenplay: Screenplay, scene: Scene, timeline: Timeline, trac
         image=scene.image_path,
         prompt=scene.prompt,
         negative_prompt=sampling.negative_prompt,
-        persons=persons(screenplay, scene, tracks),
+        persons=persons(screenplay, scene, aligned),
         lines=lines,
         total_frames=timeline.frames,
         resolution=screenplay.defaults.resolution,

@@ -1,0 +1,106 @@
+"""Stage `align`: a scene's lines laid out on the 25 fps grid, its per-speaker tracks, mix and subtitles.
+
+The key covers the lines' voice keys and every timing and mix setting. Each line is loudness-normalised on its
+own (never by a whole-track gain), so an edited line changes the tracks from that line on and keeps every chunk
+before it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from multitalk.audio.align import Timeline, build_timeline
+from multitalk.audio.subtitles import scene_cues, to_srt, to_vtt
+from multitalk.screenplay.schema import Scene, Screenplay
+from multitalk.screenplay.yaml_source import SourceMap
+from multitalk.stages.stage import Stage
+from multitalk.stages.voice import VoicedLine
+from multitalk.store.keys import content_key
+from multitalk.store.store import Entry, Store
+
+STAGE = Stage.ALIGN
+VERSION = "1"
+TIMELINE_FILE, MIX_FILE, SRT_FILE, VTT_FILE = "timeline.json", "mix.wav", "scene.srt", "scene.vtt"
+
+
+@dataclass(frozen=True)
+class AlignedScene:
+    """A scene's laid-out audio in the store."""
+
+    key: str
+    frames: int
+    seconds: float
+    timeline_file: Path
+    mix: Path  # 48 kHz delivery mix
+    tracks: dict[str, Path]  # speaker -> 16 kHz conditioning track (exactly frames × 640 samples)
+    subtitles: dict[str, Path]  # ".srt" / ".vtt" -> the scene's subtitle file
+    mix_loudness: float | None
+
+    @classmethod
+    def of(cls, entry: Entry) -> AlignedScene:
+        result = entry.result
+        return cls(
+            key=entry.key,
+            frames=int(result["frames"]),
+            seconds=float(result["seconds"]),
+            timeline_file=entry.file(TIMELINE_FILE),
+            mix=entry.file(MIX_FILE),
+            tracks={track["speaker"]: entry.file(track["file"]) for track in result["tracks"]},
+            subtitles={".srt": entry.file(SRT_FILE), ".vtt": entry.file(VTT_FILE)},
+            mix_loudness=result.get("mix_loudness"),
+        )
+
+    def timeline(self) -> Timeline:
+        return Timeline.from_json(json.loads(self.timeline_file.read_text(encoding="utf-8")))
+
+
+def key(screenplay: Screenplay, scene: Scene, voice_keys: Sequence[str]) -> str:
+    defaults = screenplay.defaults
+    lines = [
+        {"key": key, "speaker": line.speaker, "pause": line.pause, "overlap": line.overlap, "start": line.start}
+        for key, line in zip(voice_keys, scene.lines, strict=True)
+    ]
+    material = {
+        "scene": scene.id,
+        "lines": lines,
+        "on_screen": scene.on_screen_speakers(),
+        "timing": defaults.timing.model_dump(),
+        "mix": defaults.mix.model_dump(),
+        "fps": defaults.fps,
+        "names": {line.speaker: screenplay.display_name(line.speaker) for line in scene.lines},
+    }
+    return content_key(STAGE, VERSION, material)
+
+
+def load(store: Store, key: str) -> AlignedScene | None:
+    entry = store.get(STAGE, key)
+    return AlignedScene.of(entry) if entry is not None else None
+
+
+def build(
+    store: Store,
+    key: str,
+    screenplay: Screenplay,
+    scene: Scene,
+    voices: Sequence[VoicedLine],
+    *,
+    source: SourceMap | None = None,
+) -> AlignedScene:
+    """Timeline, per-speaker 16 kHz tracks, the 48 kHz mix and the scene's subtitles, as a new entry."""
+    from multitalk.audio.tracks import write_scene_audio  # loudness needs scipy: keys and look-ups do not
+
+    index = next(i for i, candidate in enumerate(screenplay.scenes) if candidate.id == scene.id)
+    durations = [voice.duration for voice in voices]
+    timeline = build_timeline(scene, durations, screenplay.defaults.timing, scene_index=index, source=source)
+    with store.writing(STAGE, key) as temp:
+        timeline.write(temp / TIMELINE_FILE)
+        audio = write_scene_audio(timeline, [voice.wav for voice in voices], temp, screenplay.defaults.mix)
+        cues = scene_cues(screenplay, timeline)
+        (temp / SRT_FILE).write_text(to_srt(cues), encoding="utf-8")
+        (temp / VTT_FILE).write_text(to_vtt(cues), encoding="utf-8")
+        result: dict[str, Any] = {"frames": timeline.frames, "seconds": timeline.duration, **audio.to_json()}
+        return AlignedScene.of(store.commit(STAGE, key, temp, result))

@@ -1,0 +1,178 @@
+"""Stage `chunk`: one streamed chunk of a scene, encoded straight into an H.264 segment, with its carried state.
+
+key(k) = H(scene visual key, renderer identity, encode settings, chunk plan k, the raw samples of every person's
+audio window for chunk k (with the renderer's margin), whatever else the renderer says the chunk depends on,
+key(k−1)). Keys chain by key, not by frames: every key is known before any rendering, an edit keeps every chunk
+before it, and GPU nondeterminism in one chunk does not change the keys of the chunks after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any
+
+import numpy as np
+
+from multitalk.generation.streaming import Chunk, plan_chunks
+from multitalk.media.video_writer import EncodeSettings, SegmentWriter
+from multitalk.renderers.base import Renderer, SceneContext
+from multitalk.stages.stage import Stage
+from multitalk.store.keys import array_digest, content_key
+from multitalk.store.store import Entry, Store
+
+STAGE = Stage.CHUNK
+VERSION = "1"
+SEGMENT_FILE = "segment.mp4"
+CARRY_DIR = "carry"
+
+
+@dataclass(frozen=True)
+class PlannedChunk:
+    """A chunk of the plan with its key and the key of the chunk it continues from."""
+
+    chunk: Chunk
+    key: str
+    previous: str | None  # key of chunk k−1 (None for the first chunk)
+
+
+@dataclass(frozen=True)
+class RenderedChunk:
+    """A chunk in the store."""
+
+    key: str
+    index: int
+    frames: int
+    segment: Path  # H.264 segment of the delivered frames
+    carry: Path  # the state the next chunk continues from
+
+    @classmethod
+    def of(cls, entry: Entry) -> RenderedChunk:
+        return cls(
+            entry.key,
+            int(entry.result["chunk"]["index"]),
+            int(entry.result["frames"]),
+            entry.file(SEGMENT_FILE),
+            entry.path / CARRY_DIR,
+        )
+
+
+class MissingInputError(RuntimeError):
+    """A stage's input entry left the store between planning and building; re-running rebuilds it."""
+
+
+def key(
+    scene_key: str,
+    context: SceneContext,
+    renderer: Renderer,
+    encode: EncodeSettings,
+    chunk: Chunk,
+    previous: str | None,
+) -> str:
+    """The key of one chunk (its audio windows read from the track files)."""
+    start, end = chunk.audio_window(renderer.audio_margin_frames)
+    material = {
+        "scene": scene_key,
+        "renderer": renderer.identity(),
+        "encode": encode.to_json(),
+        "chunk": chunk.to_json(),
+        "audio": [array_digest(context.read_track_window(index, start, end)) for index in range(len(context.persons))],
+        "extra": renderer.chunk_key_material(context, chunk),
+        "previous": previous,
+    }
+    return content_key(STAGE, VERSION, material)
+
+
+def plan(scene_key: str, context: SceneContext, renderer: Renderer, encode: EncodeSettings) -> list[PlannedChunk]:
+    """Every chunk of a scene with its key, first to last (one audio window in memory at a time)."""
+    previous = None
+    planned = []
+    for chunk in plan_chunks(context.total_frames, renderer.geometry):
+        this = key(scene_key, context, renderer, encode, chunk, previous)
+        planned.append(PlannedChunk(chunk, this, previous))
+        previous = this
+    return planned
+
+
+def load(store: Store, key: str) -> RenderedChunk | None:
+    entry = store.get(STAGE, key)
+    return RenderedChunk.of(entry) if entry is not None else None
+
+
+def build(
+    store: Store,
+    planned: PlannedChunk,
+    renderer: Renderer,
+    context: SceneContext,
+    encode: EncodeSettings,
+    on_frame: Callable[[int], None] | None = None,
+) -> RenderedChunk:
+    """Render one chunk's delivered frames into an H.264 segment; commit segment + carried state."""
+    chunk = planned.chunk
+    previous_carry = None
+    if planned.previous is not None:
+        previous = load(store, planned.previous)
+        if previous is None:
+            raise MissingInputError(
+                f"scene {context.scene_id!r}: chunk {chunk.index - 1} is missing from the store, so chunk "
+                f"{chunk.index} has no motion frames to continue from; re-run to render it again"
+            )
+        previous_carry = previous.carry
+    width, height = renderer.frame_size(context)
+    with store.writing(STAGE, planned.key) as temp:
+        carry_out = temp / CARRY_DIR
+        carry_out.mkdir()
+        frames = renderer.render_chunk(context, chunk, previous_carry, carry_out)
+        with SegmentWriter(temp / SEGMENT_FILE, width, height, encode, renderer.pixel_format) as writer:
+            for frame in prefetched(frames):
+                writer.write(frame)
+                if on_frame is not None:
+                    on_frame(writer.frames)
+        if writer.frames != chunk.delivered:
+            raise RuntimeError(
+                f"renderer {renderer.name!r} gave {writer.frames} frames for chunk {chunk.index} of scene "
+                f"{context.scene_id!r}, expected {chunk.delivered}"
+            )
+        result: dict[str, Any] = {"chunk": chunk.to_json(), "frames": writer.frames, "size": [width, height]}
+        return RenderedChunk.of(store.commit(STAGE, planned.key, temp, result))
+
+
+def prefetched(frames: Iterator[np.ndarray], depth: int = 6) -> Iterator[np.ndarray]:
+    """Run a frame generator in a background thread, `depth` frames ahead.
+
+    Rendering (numpy, PIL, torch — all release the GIL for their heavy parts) then overlaps with the encoder
+    reading the pipe, instead of the two taking turns. Errors in the generator surface here, in order.
+    """
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                if stop.is_set():
+                    return
+                queue.put(("frame", frame))
+            queue.put(("end", None))
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            queue.put(("error", error))
+
+    worker = threading.Thread(target=produce, name="frame-producer", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.05)
+        worker.join()

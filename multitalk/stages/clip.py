@@ -1,0 +1,87 @@
+"""Stage `clip`: a scene's MP4, its chunk segments stream-copied with its 48 kHz mix muxed.
+
+Verified frame-exact with ffprobe before it is committed: a clip that does not hold exactly the scene's frames
+never enters the store. Its key is known as soon as the chunk keys are, so a scene whose clip is in the store
+needs no chunk look-ups at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from multitalk.media.assemble import assemble_scene_clip
+from multitalk.media.probe import video_facts
+from multitalk.stages.align import AlignedScene
+from multitalk.stages.chunk import RenderedChunk
+from multitalk.stages.stage import Stage
+from multitalk.store.keys import content_key
+from multitalk.store.store import Entry, Store
+
+STAGE = Stage.CLIP
+VERSION = "1"
+CLIP_FILE = "scene.mp4"
+
+
+class AssemblyError(RuntimeError):
+    """An assembled video is not what the plan says (frame count or audio length)."""
+
+
+@dataclass(frozen=True)
+class SceneClip:
+    """A scene's clip in the store."""
+
+    key: str
+    scene_id: str
+    frames: int
+    seconds: float
+    audio_seconds: float | None
+    size: tuple[int, int]
+    video: Path
+
+    @classmethod
+    def of(cls, entry: Entry) -> SceneClip:
+        result = entry.result
+        return cls(
+            entry.key,
+            result["scene_id"],
+            int(result["frames"]),
+            float(result["seconds"]),
+            result.get("audio_seconds"),
+            tuple(result["size"]),
+            entry.file(CLIP_FILE),
+        )
+
+
+def key(chunk_keys: Sequence[str], align_key: str) -> str:
+    return content_key(STAGE, VERSION, {"chunks": list(chunk_keys), "audio": align_key})
+
+
+def verify_frames(path: Path, frames: int, fps: int = 25) -> dict[str, Any]:
+    """ffprobe the file: exactly `frames` video frames, audio as long as the video to within one frame."""
+    facts = video_facts(path)
+    if facts.frames != frames:
+        raise AssemblyError(f"{path.name}: {facts.frames} video frames, expected {frames}")
+    if facts.audio_seconds is not None and abs(facts.audio_seconds - frames / fps) > 1 / fps:
+        raise AssemblyError(f"{path.name}: audio lasts {facts.audio_seconds:.3f}s, video {frames / fps:.3f}s")
+    return {
+        "frames": facts.frames,
+        "seconds": frames / fps,
+        "audio_seconds": facts.audio_seconds,
+        "size": [facts.width, facts.height],
+    }
+
+
+def load(store: Store, key: str) -> SceneClip | None:
+    entry = store.get(STAGE, key)
+    return SceneClip.of(entry) if entry is not None else None
+
+
+def build(store: Store, key: str, scene_id: str, chunks: Sequence[RenderedChunk], aligned: AlignedScene) -> SceneClip:
+    with store.writing(STAGE, key) as temp:
+        out = temp / CLIP_FILE
+        assemble_scene_clip([chunk.segment for chunk in chunks], aligned.mix, out)
+        facts = verify_frames(out, aligned.frames)
+        return SceneClip.of(store.commit(STAGE, key, temp, {"scene_id": scene_id, **facts}))
