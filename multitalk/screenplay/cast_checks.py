@@ -12,10 +12,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch.nn.functional as F
-
-from multitalk.model.buckets import choose_bucket
-from multitalk.model.masks import build_person_masks
 from multitalk.screenplay.auto_cast import auto_regions, chosen_faces, faces_in_box
 from multitalk.screenplay.problems import DocPath, Problem
 from multitalk.screenplay.schema import Placement, Scene
@@ -177,6 +173,11 @@ def _check_merge(
             placements.append(placement.side)
         else:
             return
+    import torch.nn.functional as F  # torch only when two speakers need their masks checked
+
+    from multitalk.model.buckets import choose_bucket
+    from multitalk.model.masks import build_person_masks
+
     try:
         masks = build_person_masks(
             (height, width), placements, choose_bucket(height, width, resolution), names=speakers

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from multitalk.screenplay.gates import Gates
+
 Resolution = Literal["480p", "720p"]
 RendererName = Literal["preview", "multitalk"]
 VoiceEngine = Literal["espeak", "coqui", "file"]
@@ -70,6 +72,7 @@ class Defaults(Strict):
     sampling: Sampling = Sampling()
     timing: Timing = Timing()
     mix: Mix = Mix()
+    gates: Gates = Gates()  # per-chunk quality checks and re-rolls (multitalk/screenplay/gates.py)
 
 
 class Character(Strict):
