@@ -24,6 +24,7 @@ from multitalk.vision.faces import Face, FaceModelsMissing, detect_faces_in_file
 logger = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels, end exclusive
+MIN_FACE_PIXELS = 12  # a face smaller than this in the frame (tiny test models) has no mouth to measure
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def scene_material(context: SceneContext, frame_size: tuple[int, int], *, identi
         logger.warning("gates: %s; speaker binding and identity are skipped", error)
         detected = []
     found = [_face_in(detected, region) for region in source_regions]
-    faces = tuple(_to_frame(face.box, image.size, frame_size) if face else None for face in found)
+    boxes = [_to_frame(face.box, image.size, frame_size) if face else None for face in found]
+    faces = tuple(box if box and min(box[2] - box[0], box[3] - box[1]) >= MIN_FACE_PIXELS else None for box in boxes)
     descriptors: tuple[np.ndarray | None, ...] = tuple(None for _ in faces)
     if identities:
         descriptors = tuple(face_descriptor(reference, face) if face else None for face in faces)

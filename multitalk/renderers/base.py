@@ -17,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from multitalk.generation.streaming import Chunk, ChunkGeometry
+from multitalk.screenplay.gates import Gates
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class SceneContext:
     seed: int
     fps: int = 25
     settings: dict[str, Any] = field(default_factory=dict)  # renderer settings (sampling options...)
+    gates: Gates | None = None  # quality gates of each chunk (multitalk/quality); only `reroll` enters the keys
 
     def read_track_window(self, person_index: int, start_frame: int, end_frame: int) -> np.ndarray:
         """Samples of one person's track for frames [start, end) (16 kHz), silence outside the track."""

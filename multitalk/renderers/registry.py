@@ -23,6 +23,15 @@ def renderer_for(name: str, device: str, *, weights: str | None = None, model: s
         return renderer
 
 
+def provide(
+    name: str, device: str, renderer: Renderer, *, weights: str | None = None, model: str = "multitalk-14b"
+) -> None:
+    """Use `renderer` wherever `renderer_for` is asked for (name, device, weights, model): a program embedding
+    the pipeline, or a test, supplies its own renderer object under one of the known names."""
+    with _lock:
+        _renderers[(name, weights, model, device)] = renderer
+
+
 def _make(name: str, device: str, weights: str | None, model: str) -> Renderer:
     if name == "preview":
         return PreviewRenderer()

@@ -76,4 +76,5 @@ def scene_context(screenplay: Screenplay, scene: Scene, aligned: AlignedScene) -
         seed=scene_seed(screenplay, scene),
         fps=timeline.fps,
         settings=sampling.model_dump(),
+        gates=screenplay.defaults.gates,
     )
