@@ -116,6 +116,13 @@ def render(
         f"{totals['wall_seconds']:.1f}s wall"
     )
     console.print(f"video: {manifest['video'] or 'not stitched (not every scene rendered)'}", markup=False)
+    gates = manifest.get("gates") or {}
+    if gates.get("chunks_gated"):
+        console.print(
+            f"gates: {gates['chunks_gated']} chunks checked; re-rolled: {', '.join(gates['rerolled']) or 'none'}; "
+            f"still failing: {', '.join(gates['failing']) or 'none'}",
+            markup=False,
+        )
 
 
 @app.command()

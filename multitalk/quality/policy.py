@@ -85,3 +85,14 @@ def attempt_seed(seed: int, chunk_index: int, attempt: int) -> int:
 def attempt_key(stage: str, slot_key: str, attempt: int, seed: int) -> str:
     """The store key of one attempt at a chunk slot."""
     return content_key(stage, ATTEMPT_VERSION, {"slot": slot_key, "attempt": attempt, "seed": seed})
+
+
+def attempt_keys(context: SceneContext, chunk_index: int, slot_key: str, stage: str = "chunk") -> list[str]:
+    """Every attempt key a re-rolling chunk slot may have (none unless the scene's gates re-roll)."""
+    gates = context.gates
+    if gates is None or gates.mode != "reroll":
+        return []
+    return [
+        attempt_key(stage, slot_key, attempt, attempt_seed(context.seed, chunk_index, attempt))
+        for attempt in range(gates.attempts + 1)
+    ]

@@ -99,7 +99,7 @@ def render_scene(
     device = settings.devices[0]
     renderer = renderer_for(settings.renderer, device, weights=settings.weights, model=settings.model)
     plan = video_plan(screenplay, scene, aligned, renderer, settings.encode)
-    invalidate_forced(store, settings, Stage.CHUNK, plan.chunk_keys)
+    invalidate_forced(store, settings, Stage.CHUNK, plan.forced_chunk_keys)
     invalidate_forced(store, settings, Stage.CLIP, [plan.clip_key])
     total = len(plan.chunks)
     emit(ProgressEvent("scene-planned", scene.id, chunks_total=total, frames=aligned.frames))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from flows.render_screenplay import render_screenplay
+from flows.report import screenplay_report
 from multitalk.quality.policy import attempt_seed
 from multitalk.renderers import registry
 from multitalk.stages.chunk import STAGE as CHUNK_STAGE
@@ -52,6 +53,7 @@ from multitalk.renderers import registry
 from tests.flows.lipsync_renderer import LipSyncRenderer
 registry.provide("preview", "cpu", LipSyncRenderer({bad}, {seed}, Path(sys.argv[3])))
 from flows.render_screenplay import render_screenplay
+from flows.report import screenplay_report
 render_screenplay(sys.argv[1], store_root=sys.argv[2], renderer="preview", devices=["cpu"])
 """
 
@@ -91,6 +93,13 @@ def test_bad_chunk_is_rerolled_and_resume_renders_nothing_twice(
     assert bad["attempts"][0]["failed"] == ["binding"] and bad["attempts"][1]["passed"]
     assert bad["kept"] == 1 and bad["seed"] == attempt_seed(SEED, BAD_CHUNK, 1) and bad["passed"]
     assert all(record["kept"] == 0 and record["passed"] for i, record in enumerate(gates) if i != BAD_CHUNK)
+    assert reference["gates"]["rerolled"] == [f"car#{BAD_CHUNK}"] and reference["gates"]["failing"] == []
+    row = reference["gates"]["scenes"]["car"][BAD_CHUNK]
+    assert row["kept"] == 1 and [a["passed"] for a in row["attempts"]] == [False, True]
+    assert row["scores"]["binding"] >= row["thresholds"]["binding"]
+    report = screenplay_report(reference)
+    assert "## Quality gates" in report and f"re-rolled: car#{BAD_CHUNK}; still failing: none" in report
+    assert f"| car | {BAD_CHUNK} | pass | 2 | 1 |" in report
     assert sorted(renderer.renders) == sorted(
         [(i, SEED) for i in range(chunks)] + [(BAD_CHUNK, attempt_seed(SEED, BAD_CHUNK, 1))]
     )
@@ -110,3 +119,4 @@ def test_bad_chunk_is_rerolled_and_resume_renders_nothing_twice(
     assert set(again.renders) | committed == set(renderer.renders)
     assert Path(resumed["video"]).read_bytes() == Path(reference["video"]).read_bytes()
     assert slot_gates(outputs, resumed) == gates
+    assert resumed["gates"]["scenes"] == reference["gates"]["scenes"]
