@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from multitalk.quality.colour_drift import colour_drift
-from multitalk.quality.frame_checks import blank_frames, frozen_frames, luma
+from multitalk.quality.frame_checks import blank_frames, frozen_frames, small_luma
 from multitalk.quality.identity_drift import identity_drift
 from multitalk.quality.material import SceneMaterial
 from multitalk.quality.policy import thresholds
@@ -24,7 +24,7 @@ def check_chunk(
 ) -> Verdict:
     """Run every enabled gate on a chunk's delivered frames ((T, H, W, 3) uint8 RGB) and voice activity."""
     wanted = thresholds(limits)
-    y = luma(frames)
+    y = small_luma(frames)  # shared by blank and frozen
     scores = []
     if "blank" in wanted:
         scores.append(blank_frames(frames, wanted["blank"], y))
@@ -33,7 +33,7 @@ def check_chunk(
     if "colour" in wanted:
         scores.append(colour_drift(frames, material.reference, material.regions, wanted["colour"]))
     if "binding" in wanted:
-        scores.append(speaker_binding(y, material.faces, speaking, wanted["binding"]))
+        scores.append(speaker_binding(frames, material.faces, speaking, wanted["binding"]))
     if "identity" in wanted:
         scores.append(identity_drift(frames, material.faces, material.identities, wanted["identity"]))
     return Verdict(tuple(scores))

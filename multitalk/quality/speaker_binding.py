@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from multitalk.quality.frame_checks import luma
 from multitalk.quality.verdict import GateScore
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels
@@ -38,22 +39,24 @@ def eye_box(face: Box) -> Box:
     return (round(x0 + 0.1 * w), round(y0 + 0.2 * h), round(x1 - 0.1 * w), round(y0 + 0.45 * h))
 
 
-def _crop(y: np.ndarray, box: Box) -> np.ndarray:
+def _crop(frames: np.ndarray, box: Box) -> np.ndarray:
+    """The luma of a box of every frame, (T, h, w): only the box is converted, not the whole frame."""
     x0, y0, x1, y1 = box
-    height, width = y.shape[1:]
-    return y[:, max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
+    height, width = frames.shape[1:3]
+    return luma(frames[:, max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)])
 
 
-def mouth_motion(y: np.ndarray, face: Box) -> np.ndarray:
-    """(T,) motion of the mouth per frame (frame 0 copies frame 1), from (T, H, W) luma."""
-    if len(y) < 2:
-        return np.zeros(len(y), dtype=np.float32)
+def mouth_motion(frames: np.ndarray, face: Box) -> np.ndarray:
+    """(T,) motion of the mouth per frame (frame 0 copies frame 1), from (T, H, W, 3) uint8 RGB frames."""
+    count = len(frames)
+    if count < 2:
+        return np.zeros(count, dtype=np.float32)
 
     def motion(box: Box) -> np.ndarray:
-        crop = _crop(y, box)
+        crop = _crop(frames, box)
         if crop.size == 0:
-            return np.zeros(len(y) - 1, dtype=np.float32)
-        return np.abs(np.diff(crop, axis=0)).reshape(len(y) - 1, -1).mean(axis=1)
+            return np.zeros(count - 1, dtype=np.float32)
+        return np.abs(np.diff(crop, axis=0)).reshape(count - 1, -1).mean(axis=1)
 
     moved = np.clip(motion(mouth_box(face)) - motion(eye_box(face)), 0, None)
     moved = np.concatenate([moved[:1], moved])
@@ -76,16 +79,16 @@ def auc(positives: np.ndarray, negatives: np.ndarray) -> float:
 
 
 def speaker_binding(
-    y: np.ndarray, faces: Sequence[Box | None], speaking: Sequence[np.ndarray], threshold: float
+    frames: np.ndarray, faces: Sequence[Box | None], speaking: Sequence[np.ndarray], threshold: float
 ) -> GateScore:
     """Worst person's AUC of mouth motion against their own voice activity; passes at least `threshold`.
 
     Args:
-        y: (T, H, W) luma of the chunk's frames.
+        frames: (T, H, W, 3) uint8 RGB frames of the chunk.
         faces: each person's face box in frame pixels (None: no face found; that person is left out).
         speaking: each person's (T,) voice activity.
     """
-    motions = {i: mouth_motion(y, face) for i, face in enumerate(faces) if face is not None}
+    motions = {i: mouth_motion(frames, face) for i, face in enumerate(faces) if face is not None}
     if not motions:
         return GateScore("binding", None, threshold, True, {"reason": "no face found for any person"})
     positives = np.concatenate([motions[i][speaking[i]] for i in motions])
