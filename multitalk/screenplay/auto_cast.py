@@ -18,7 +18,7 @@ from multitalk.vision.faces import Face
 HALF_WIDTH = 1.1
 ABOVE = 0.3
 BELOW = 1.6
-GAP = 0.02  # of the image width: background kept between two regions that would touch
+GAP = 0.04  # of the image width (about two token cells at 480p): background kept between two regions
 
 
 def person_region(face: Face, image_size: tuple[int, int]) -> list[float]:

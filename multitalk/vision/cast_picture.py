@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from multitalk.model.buckets import choose_bucket, fit_image_to_bucket
-from multitalk.model.masks import build_person_masks
+from multitalk.model.masks import FACE_MARGIN, build_person_masks
 from multitalk.store.store import write_bytes_atomic
 from multitalk.vision.faces import Face
 
@@ -52,8 +52,17 @@ def draw_cast(
         draw.text((face.box[0] * scale + 2, face.box[3] * scale + 2), f"{face.score:.2f}", fill=(255, 255, 255))
     tints = [_hex(colours[i] if i < len(colours) else None, i) for i in range(len(names))]
     for index, (name, placement) in enumerate(zip(names, placements, strict=True)):
-        if isinstance(placement, str) or placement is None:
+        if placement is None:
             continue
+        if isinstance(placement, str):  # the official no-box half: 5 % margins (multitalk/model/masks.py)
+            half = width // 2
+            offset = 0 if placement == "left" else half
+            placement = (
+                offset + half * FACE_MARGIN,
+                height * FACE_MARGIN,
+                offset + half * (1 - FACE_MARGIN),
+                height * (1 - FACE_MARGIN),
+            )
         box = [v * scale for v in placement]
         draw.rectangle(box, outline=tints[index], width=3)
         draw.text((box[0] + 4, box[1] + 4), name, fill=tints[index], font=font)

@@ -82,6 +82,7 @@ def test_no_cast_means_auto_in_order_of_first_line(project: Path) -> None:
     cast = screenplay.scenes[0].cast
     assert_holds_face(cast["mia"].bbox, project / "studio.png", 0)
     assert_holds_face(cast["jonah"].bbox, project / "studio.png", 1)
+    assert screenplay.warnings == []  # automatic regions leave background between them on the token grid
 
 
 def test_no_cast_and_no_faces_falls_back_to_sides_with_a_warning(project: Path) -> None:
