@@ -1,4 +1,4 @@
-"""`multitalk cache ls` and `multitalk cache gc`: what the store holds, and removing what no render uses.
+"""`multitalk cache ls|gc|verify`: what the store holds, removing what no render uses, checking every byte.
 
 The store is `<outputs>/cache/<stage>/<key>/`; the latest render of each screenplay lists the keys it used in
 `<outputs>/<slug>/manifest.json`. `gc` keeps those (and anything younger than the grace period, which a render in
@@ -134,3 +134,26 @@ def gc(
         f"{done.temporaries} temporaries, freed {human_size(done.freed)}",
         markup=False,
     )
+
+
+@cache_app.command("verify")
+def verify(
+    outputs: Path = typer.Option(None, "--outputs", "-o", help="Outputs folder (default: ./outputs)."),  # noqa: B008
+    store: Path = typer.Option(None, "--store", help="Store root, when not the outputs folder."),  # noqa: B008
+    remove: bool = typer.Option(False, "--remove", help="Remove the entries that fail (the next render redoes them)."),
+) -> None:
+    """Re-hash every file of every entry (look-ups only check sizes, times and the ends of files); exit 1 on damage."""
+    _, cache = _roots(outputs, store)
+    checked = bad = 0
+    for stage, key, _ in cache.entries():
+        if stage in SIDECARS:
+            continue
+        checked += 1
+        if cache.verify(stage, key) is None:
+            bad += 1
+            console.print(f"{'removed' if remove else 'damaged'}: {stage}/{key}", markup=False)
+            if remove:
+                cache.invalidate(stage, key)
+    console.print(f"{checked} entries checked, {bad} damaged", markup=False)
+    if bad and not remove:
+        raise typer.Exit(EXIT_REFUSED)

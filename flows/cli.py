@@ -1,4 +1,4 @@
-"""The `multitalk` command line: validate, render, timeline, cast, cache, doctor.
+"""The `multitalk` command line: validate, render, timeline, cast, cache, server, doctor.
 
 Commands that only read a screenplay (validate, timeline, cast) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
@@ -6,6 +6,7 @@ Rendering runs the same Prefect flow as deployments do, with rich progress bars 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -13,6 +14,7 @@ from rich.console import Console
 
 from flows.cache_commands import cache_app
 from flows.doctor import doctor
+from flows.server import server_app
 from multitalk.screenplay import Screenplay, ScreenplayError, load_screenplay
 
 app = typer.Typer(
@@ -46,7 +48,7 @@ def validate(
         for warning in screenplay.warnings:
             console.print(f"warning: {warning}", markup=False, soft_wrap=True)
         lines = sum(len(scene.lines) for scene in screenplay.scenes)
-        console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False)
+        console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False, soft_wrap=True)
     if failed:
         raise typer.Exit(EXIT_INVALID)
 
@@ -77,24 +79,28 @@ def render(
     if (renderer or screenplay.defaults.renderer) == "multitalk":
         _check_weights(weights, screenplay)
     if not scenes and not scene_deployment:
+        from multitalk.audio.engine import VoiceError
+
         try:
             done = _up_to_date(screenplay, force, renderer, outputs, weights, model, devices)
-        except (ScreenplayError, ValueError, FileNotFoundError) as error:
+        except (ScreenplayError, VoiceError, ValueError, FileNotFoundError) as error:
             console.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_INVALID) from None
         if done is not None:
             console.print(f"[bold]{screenplay.title}[/]: up to date ({done['totals']['chunks']} chunks in the store)")
             console.print(f"video: {done['video']}", markup=False, soft_wrap=True)
             return
-    from flows.prefect_env import configure_local_prefect
+    from flows.prefect_env import configure_local_prefect, settle_events
+    from flows.server import use_running_server
 
     configure_local_prefect()
+    temporary = use_running_server() is None and not os.environ.get("PREFECT_API_URL")
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
 
     with RenderProgress(console) as progress:
         try:
-            manifest = render_screenplay(
+            state = render_screenplay(
                 str(file.resolve()),
                 scenes=scenes or None,
                 force=force or None,
@@ -104,7 +110,11 @@ def render(
                 model=model,
                 devices=devices or None,
                 scene_deployment=scene_deployment,
+                return_state=True,
             )
+            if temporary:  # it stops when this process exits: let it record the run first
+                settle_events(state.state_details.flow_run_id)
+            manifest = state.result()
         except (ScreenplayError, ValueError, FileNotFoundError) as error:
             progress.stop()
             console.print(str(error), markup=False, soft_wrap=True)
@@ -115,13 +125,15 @@ def render(
         f"({totals['chunks_rendered']} rendered, {totals['chunks_cached']} cached), "
         f"{totals['wall_seconds']:.1f}s wall"
     )
-    console.print(f"video: {manifest['video'] or 'not stitched (not every scene rendered)'}", markup=False)
+    video = manifest["video"] or "not stitched (not every scene rendered)"
+    console.print(f"video: {video}", markup=False, soft_wrap=True)
     gates = manifest.get("gates") or {}
     if gates.get("chunks_gated"):
         console.print(
             f"gates: {gates['chunks_gated']} chunks checked; re-rolled: {', '.join(gates['rerolled']) or 'none'}; "
             f"still failing: {', '.join(gates['failing']) or 'none'}",
             markup=False,
+            soft_wrap=True,
         )
 
 
@@ -164,7 +176,7 @@ def timeline(
     target = out or output_dir(screenplay, root, claim=True) / "timeline.png"
     draw_timeline(screenplay, timelines, target)
     seconds = sum(t.duration for t in timelines.values())
-    console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False)
+    console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -194,7 +206,7 @@ def cast(
         try:
             faces = detect_faces_in_file(scene.image_path)
         except FaceModelsMissing as error:
-            console.print(f"warning: {error}", markup=False)
+            console.print(f"warning: {error}", markup=False, soft_wrap=True)
             faces = []
         colours = [screenplay.characters[name].color for name in names]
         picture = draw_cast(
@@ -210,7 +222,7 @@ def cast(
             f"{name} [{', '.join(f'{v:g}' for v in p)}]" if isinstance(p, list) else f"{name} {p or 'center'}"
             for name, p in zip(names, placements, strict=True)
         )
-        console.print(f"{picture}: {len(faces)} faces; {where or 'no one on screen'}", markup=False)
+        console.print(f"{picture}: {len(faces)} faces; {where or 'no one on screen'}", markup=False, soft_wrap=True)
 
 
 def _up_to_date(
@@ -278,6 +290,7 @@ def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
 
 # Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).
 app.add_typer(cache_app, name="cache")
+app.add_typer(server_app, name="server")
 app.command()(doctor)
 
 

@@ -157,10 +157,16 @@ def check_prefect_api() -> Check:
 
     url = PREFECT_API_URL.value()
     if not url:
+        from flows.server import running_server
+
+        server = running_server()
+        if server is not None:
+            return Check("Prefect API", OK, f"PREFECT_API_URL unset: renders use `multitalk server` at {server['url']}")
         return Check(
             "Prefect API",
             OK,
-            "PREFECT_API_URL unset: each run starts a temporary local server (ephemeral mode)",
+            "PREFECT_API_URL unset: each render with work starts a temporary local server (ephemeral mode); "
+            "`multitalk server start` keeps one running",
         )
     try:
         response = httpx.get(f"{url.rstrip('/')}/health", timeout=5)

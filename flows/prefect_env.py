@@ -7,7 +7,11 @@ tools), no telemetry, a local API server bound to 127.0.0.1.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from uuid import UUID
+
+SETTLE_SECONDS = 20.0
 
 
 def state_dir() -> Path:
@@ -22,3 +26,32 @@ def configure_local_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_API_HOST", "127.0.0.1")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # first start migrates the DB
+
+
+def settle_events(flow_run_id: UUID | None, timeout: float = SETTLE_SECONDS) -> None:
+    """Wait until the API has recorded every task run of `flow_run_id` in a final state.
+
+    Task runs reach the server as events; a temporary server stopped while its recorder still holds some logs
+    `task_run_recorder - Error flushing N events` with a traceback. Sending our events and waiting for the runs to
+    settle (a few polls, bounded by `timeout`) lets the server stop cleanly. Best effort: never raises.
+    """
+    if flow_run_id is None:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.events.worker import EventsWorker
+
+    try:
+        EventsWorker.drain_all(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        previous = None
+        with get_client(sync_client=True) as client:
+            while time.monotonic() < deadline:
+                runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+                seen = sorted((str(run.id), str(run.state_type)) for run in runs)
+                if seen == previous and all(run.state is not None and run.state.is_final() for run in runs):
+                    return
+                previous = seen
+                time.sleep(0.5)
+    except Exception:  # only a cosmetic log line is at stake
+        return

@@ -2,7 +2,9 @@
 
 The screenplay flow composes the same steps for each scene it renders; this flow is also the `render-scene`
 deployment that GPU workers run when a screenplay fans its scenes out over a work pool. Keys come from
-`multitalk.stages.plan` before any work; a scene whose clip is in the store submits no chunk tasks.
+`multitalk.stages.plan` before any work, and only missing work becomes tasks: a scene whose clip is in the store
+submits no chunk tasks, a stored chunk, line or scene audio is used as it is. Inside a task the cache policy is
+the one check (another render may have written the entry meanwhile).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from multitalk.renderers.registry import renderer_for
 from multitalk.screenplay.load import load_screenplay_with_source
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
-from multitalk.stages import clip
+from multitalk.stages import align, chunk, clip, voice
 from multitalk.stages.align import AlignedScene
 from multitalk.stages.plan import SceneResult, audio_plan, invalidate_forced, video_plan
 from multitalk.stages.progress import ProgressEvent, emit
 from multitalk.stages.stage import Stage
+from multitalk.stages.voice import VoicedLine
 from tasks.align import align_scene
 from tasks.cache import cached
 from tasks.chunk import render_chunk
@@ -41,37 +44,49 @@ def is_cached(state: Any) -> bool:
 def voice_and_align(
     screenplay: Screenplay, source: SourceMap | None, scenes: list[Scene], settings: RenderSettings
 ) -> dict[str, tuple[AlignedScene, int]]:
-    """Voice every line of `scenes` (voice tasks run concurrently), then lay out each scene's audio.
+    """Each scene's aligned audio; returns scene id -> (aligned audio, lines voiced by this run).
 
-    Returns scene id -> (aligned audio, lines voiced by this run). Submitted from the flow itself, never from
-    inside another task, so the thread pool cannot deadlock.
+    Only missing work becomes tasks: a scene whose `align` entry is in the store submits none, a line whose
+    `voice` entry is there is not submitted. Voice tasks run concurrently; everything is submitted from the flow
+    itself, never from inside another task, so the thread pool cannot deadlock.
     """
     store = settings.store
-    voice = cached(voice_line, Stage.VOICE, store)
+    voice_task = cached(voice_line, Stage.VOICE, store)
     plans = {scene.id: audio_plan(screenplay, scene) for scene in scenes}
-    submitted: dict[str, list[PrefectFuture]] = {}
+    found: dict[str, AlignedScene] = {}
+    voices: dict[str, list[VoicedLine | PrefectFuture]] = {}
     for scene in scenes:
-        keys = plans[scene.id].voice_keys
-        invalidate_forced(store, settings, Stage.VOICE, keys)
-        submitted[scene.id] = [
-            voice.submit(
+        plan = plans[scene.id]
+        invalidate_forced(store, settings, Stage.VOICE, plan.voice_keys)
+        invalidate_forced(store, settings, Stage.ALIGN, [plan.align_key])
+        stored = align.load(store, plan.align_key) if Stage.VOICE not in settings.force else None
+        if stored is not None:
+            found[scene.id] = stored
+            continue
+        voices[scene.id] = [
+            voice.load(store, key)
+            or voice_task.submit(
                 key=key, store_root=str(store.root), screenplay=screenplay, scene_id=scene.id, line_index=i, line=line
             )
-            for i, (key, line) in enumerate(zip(keys, scene.lines, strict=True))
+            for i, (key, line) in enumerate(zip(plan.voice_keys, scene.lines, strict=True))
         ]
-    aligner = cached(align_scene, Stage.ALIGN, store)
-    aligned: dict[str, tuple[PrefectFuture, int]] = {}
-    for scene in scenes:
-        futures = submitted[scene.id]
-        voices = [future.result() for future in futures]
+    align_task = cached(align_scene, Stage.ALIGN, store)
+    submitted: dict[str, tuple[PrefectFuture, int]] = {}
+    for scene_id, lines in voices.items():
+        futures = [line for line in lines if isinstance(line, PrefectFuture)]
+        ready = [line.result() if isinstance(line, PrefectFuture) else line for line in lines]
         voiced = sum(not is_cached(future.state) for future in futures)
-        key = plans[scene.id].align_key
-        invalidate_forced(store, settings, Stage.ALIGN, [key])
-        future = aligner.submit(
-            key=key, store_root=str(store.root), screenplay=screenplay, scene_id=scene.id, voices=voices, source=source
+        future = align_task.submit(
+            key=plans[scene_id].align_key,
+            store_root=str(store.root),
+            screenplay=screenplay,
+            scene_id=scene_id,
+            voices=ready,
+            source=source,
         )
-        aligned[scene.id] = (future, voiced)
-    return {scene_id: (future.result(), voiced) for scene_id, (future, voiced) in aligned.items()}
+        submitted[scene_id] = (future, voiced)
+    done = {scene_id: (future.result(), voiced) for scene_id, (future, voiced) in submitted.items()}
+    return {scene.id: done.get(scene.id) or (found[scene.id], 0) for scene in scenes}
 
 
 def render_scene_video(
@@ -93,17 +108,20 @@ def render_scene_video(
         chunk_task = cached(render_chunk, Stage.CHUNK, store)
         chunks = []
         for planned in plan.chunks:
-            state = chunk_task(
-                key=planned.key,
-                store_root=str(store.root),
-                renderer=renderer,
-                context=plan.context,
-                planned=planned,
-                encode=settings.encode,
-                return_state=True,
-            )
-            chunks.append(state.result())
-            fresh = not is_cached(state)
+            stored = chunk.load(store, planned.key)  # a stored chunk is not submitted at all
+            fresh = False
+            if stored is None:
+                state = chunk_task(
+                    key=planned.key,
+                    store_root=str(store.root),
+                    renderer=renderer,
+                    context=plan.context,
+                    planned=planned,
+                    encode=settings.encode,
+                    return_state=True,
+                )
+                stored, fresh = state.result(), not is_cached(state)
+            chunks.append(stored)
             rendered += fresh
             kind = "chunk-done" if fresh else "chunk-cached"
             emit(ProgressEvent(kind, scene.id, planned.chunk.index, total, frames=planned.chunk.delivered))

@@ -14,10 +14,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "multitalk.timing": ["FPS", "SAMPLES_PER_FRAME", "TRACK_SAMPLE_RATE"],
     "multitalk.audio.align": [
-        "FPS",
-        "SAMPLES_PER_FRAME",
-        "TRACK_SAMPLE_RATE",
         "TimedLine",
         "Timeline",
         "TimelineError",

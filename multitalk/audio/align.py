@@ -23,10 +23,8 @@ from multitalk.audio.audio_io import write_json
 from multitalk.screenplay.problems import ScreenplayError
 from multitalk.screenplay.schema import Scene, Timing
 from multitalk.screenplay.yaml_source import SourceMap
+from multitalk.timing import FPS, TRACK_SAMPLE_RATE
 
-FPS = 25  # MultiTalk's frame rate
-TRACK_SAMPLE_RATE = 16_000  # conditioning audio (wav2vec2)
-SAMPLES_PER_FRAME = TRACK_SAMPLE_RATE // FPS  # 640
 TIMELINE_FORMAT = 1
 _EPSILON = 1e-9  # float slack so 0.28 s * 25 is frame 7, not 7.000000001 -> 8
 

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import struct
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import ffmpeg
 import numpy as np
 import soundfile
 import soxr
 
+from multitalk.media.ffmpeg import FFmpegError, command
 from multitalk.store.store import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
@@ -82,20 +83,6 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return np.asarray(soxr.resample(samples, from_rate, to_rate, quality="VHQ"), dtype=np.float32)
 
 
-def ffmpeg_version() -> str:
-    """The first line of `ffmpeg -version` (part of a recorded line's cache key: the decoder is part of it)."""
-    result = subprocess.run([_ffmpeg(), "-version"], capture_output=True, text=True, check=False)
-    first = result.stdout.splitlines()[0] if result.stdout else "unknown"
-    return first.split(" Copyright")[0].strip()
-
-
-def _ffmpeg() -> str:
-    tool = shutil.which("ffmpeg")
-    if tool is None:
-        raise AudioDecodeError("ffmpeg not found; install it (apt-get install ffmpeg)")
-    return tool
-
-
 def decode_audio(path: Path | str, sample_rate: int) -> np.ndarray:
     """Decode the first audio stream of any file ffmpeg reads to mono float32 at `sample_rate`.
 
@@ -107,24 +94,12 @@ def decode_audio(path: Path | str, sample_rate: int) -> np.ndarray:
         raise AudioDecodeError(f"{path}: recording not found")
     with tempfile.TemporaryDirectory(prefix="multitalk-decode-") as folder:
         out = Path(folder) / "decoded.wav"
-        command = [
-            _ffmpeg(),
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-i",
-            str(path),
-            "-map",
-            "0:a:0",
-            "-vn",
-            "-ar",
-            str(sample_rate),
-            "-c:a",
-            "pcm_f32le",
-            str(out),
-        ]
-        result = subprocess.run(command, capture_output=True, check=False)
+        try:
+            graph = ffmpeg.input(str(path))["a:0"].output(str(out), vn=None, ar=sample_rate, **{"c:a": "pcm_f32le"})
+            argv = command(graph)
+        except FFmpegError as error:
+            raise AudioDecodeError(str(error)) from None
+        result = subprocess.run(argv, capture_output=True, check=False)
         if result.returncode != 0 or not out.is_file():
             reason = result.stderr.decode("utf-8", "replace").strip().splitlines()
             raise AudioDecodeError(

@@ -6,16 +6,11 @@ path, go into the cache key (`line_audio.py`), so replacing the file re-renders 
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from multitalk.audio.audio_io import AudioDecodeError, decode_audio, ffmpeg_version
+from multitalk.audio.audio_io import AudioDecodeError, decode_audio
 from multitalk.audio.engine import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, Synthesised, VoiceError
-
-
-@functools.cache
-def _decoder_version() -> str:
-    return ffmpeg_version()
+from multitalk.media.ffmpeg import FFmpegError, ffmpeg_version
 
 
 class RecordedEngine:
@@ -27,7 +22,10 @@ class RecordedEngine:
         return {}  # the recording is the voice; its content hash is part of the key
 
     def identity(self, request: LineRequest) -> EngineIdentity:
-        return EngineIdentity(self.name, _decoder_version())
+        try:
+            return EngineIdentity(self.name, ffmpeg_version())
+        except FFmpegError as error:
+            raise VoiceError(f"{request.who()}: {error}") from None
 
     def synthesise(self, request: LineRequest) -> Synthesised:
         if request.audio_path is None:

@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from multitalk.audio.align import SAMPLES_PER_FRAME, TRACK_SAMPLE_RATE, Timeline
+from multitalk.audio.align import Timeline
 from multitalk.audio.audio_io import read_wav, resample, write_json, write_wav
 from multitalk.audio.engine import LINE_SAMPLE_RATE
 from multitalk.audio.loudness import Mastered, master, normalise_line
 from multitalk.screenplay.schema import Mix
+from multitalk.timing import SAMPLES_PER_FRAME, TRACK_SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 

@@ -45,7 +45,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,7 +68,7 @@ from multitalk.generation.sampler import (
     sample,
     timesteps,
 )
-from multitalk.generation.streaming import SAMPLES_PER_FRAME_16K, Chunk
+from multitalk.generation.streaming import Chunk
 from multitalk.generation.teacache import TeaCache, TeaCacheSettings, cached_forward
 from multitalk.model import weights as W
 from multitalk.model.buckets import choose_bucket, fit_image_to_bucket
@@ -82,10 +81,10 @@ from multitalk.model.masks import Placement, build_person_masks
 from multitalk.model.t5 import DEFAULT_NEGATIVE_PROMPT, T5TextEncoder, build_umt5_encoder, load_tokenizer
 from multitalk.model.vae import WanVAE
 from multitalk.model.wav2vec import features_for_frames, load_wav2vec, window_features
+from multitalk.timing import SAMPLES_PER_FRAME
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS_ENV = "MULTITALK_WEIGHTS"
 CARRY_TENSORS = "motion.safetensors"
 CARRY_META = "carry.json"
 CARRY_VERSION = 1
@@ -173,7 +172,7 @@ class ChunkAudio:
 
     @property
     def end_frame(self) -> int:
-        return self.start_frame + len(self.windows[0]) // SAMPLES_PER_FRAME_16K
+        return self.start_frame + len(self.windows[0]) // SAMPLES_PER_FRAME
 
 
 @dataclass
@@ -205,15 +204,13 @@ class ChunkConditions:
 
 
 def weights_root(explicit: str | Path | None = None) -> Path:
-    """The weights folder: the given path (screenplay `defaults.weights`, `--weights`), else `$MULTITALK_WEIGHTS`."""
+    """The weights folder given (screenplay `defaults.weights`, `--weights`; the CLI and flows also read
+    `MULTITALK_WEIGHTS` and pass it here: the library reads no environment)."""
     if explicit:
         return Path(explicit).expanduser()
-    env = os.environ.get(WEIGHTS_ENV)
-    if env:
-        return Path(env).expanduser()
     raise W.MissingWeightsError(
-        f"no weights folder given for the multitalk renderer: set `defaults.weights` in the screenplay, pass "
-        f"--weights, or set {WEIGHTS_ENV}; {W.README_POINTER}"
+        "no weights folder given for the multitalk renderer: set `defaults.weights` in the screenplay, pass "
+        f"--weights, or set MULTITALK_WEIGHTS for the multitalk command; {W.README_POINTER}"
     )
 
 
@@ -260,14 +257,14 @@ def chunk_audio_features(
     half = window // 2
     first_needed = max(chunk_start - half - margin_frames, 0)  # the track starts at frame 0
     end_needed = chunk_start + frame_num + half + margin_frames
-    audio_end = audio_start_frame + len(audio) // SAMPLES_PER_FRAME_16K
+    audio_end = audio_start_frame + len(audio) // SAMPLES_PER_FRAME
     if audio_start_frame > first_needed or audio_end < end_needed:
         raise ValueError(
             f"chunk at frame {chunk_start} needs audio frames [{first_needed}, {end_needed}) "
             f"(margin {margin_frames} + window {half}), got [{audio_start_frame}, {audio_end})"
         )
-    lo = (first_needed - audio_start_frame) * SAMPLES_PER_FRAME_16K
-    hi = (end_needed - audio_start_frame) * SAMPLES_PER_FRAME_16K
+    lo = (first_needed - audio_start_frame) * SAMPLES_PER_FRAME
+    hi = (end_needed - audio_start_frame) * SAMPLES_PER_FRAME
     track = np.asarray(audio[lo:hi], dtype=np.float32)  # global frames [first_needed, end_needed)
     feat_start = max(chunk_start - half, 0)
     feat_end = chunk_start + frame_num + half

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from multitalk.timing import SAMPLES_PER_FRAME
+
 FRAME_NUM = 81  # frames per chunk (21 latent frames)
 MOTION_FRAMES = 25  # frames carried from one chunk into the next
-SAMPLES_PER_FRAME_16K = 640  # 16 kHz / 25 fps
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def plan_chunks(total_frames: int, geometry: ChunkGeometry = ChunkGeometry()) ->
 
 def audio_window(track: np.ndarray, start_frame: int, end_frame: int) -> np.ndarray:
     """Samples of a 16 kHz track for frames [start_frame, end_frame); silence where the window leaves the track."""
-    first, last = start_frame * SAMPLES_PER_FRAME_16K, end_frame * SAMPLES_PER_FRAME_16K
+    first, last = start_frame * SAMPLES_PER_FRAME, end_frame * SAMPLES_PER_FRAME
     window = np.zeros(last - first, dtype=track.dtype)
     read_start, read_end = max(first, 0), min(last, len(track))
     if read_end > read_start:

@@ -10,32 +10,30 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from multitalk.media.ffmpeg import BITEXACT, concat_list, run_ffmpeg
+import ffmpeg
 
-AUDIO_CODEC = ["-c:a", "aac", "-b:a", "192k", "-ar", "48000"]
+from multitalk.media.ffmpeg import BITEXACT, concat_input, run
+
+AUDIO_CODEC = {"c:a": "aac", "b:a": "192k", "ar": 48000}
+MP4 = {"movflags": "+faststart", "f": "mp4"}
 
 
 def assemble_scene_clip(segments: list[Path], mix_wav: Path, out: Path) -> None:
     """Concatenate a scene's chunk segments (stream copy) and mux its 48 kHz mix as AAC."""
     with tempfile.TemporaryDirectory(dir=out.parent) as work:
-        listing = concat_list(segments, Path(work) / "segments.txt")
-        run_ffmpeg(
-            "-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(mix_wav),
-            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *AUDIO_CODEC, *BITEXACT,
-            "-movflags", "+faststart", "-f", "mp4", str(out),
-        )  # fmt: skip
+        video = concat_input(segments, Path(work) / "segments.txt")
+        audio = ffmpeg.input(str(mix_wav))
+        run(ffmpeg.output(video["v:0"], audio["a:0"], str(out), **{"c:v": "copy"}, **AUDIO_CODEC, **BITEXACT, **MP4))
 
 
 def stitch_final(scene_clips: list[Path], scene_mixes: list[Path], subtitles_srt: Path | None, out: Path) -> None:
     """The final MP4: scene videos stream-copied, scene mixes joined sample-exactly then encoded, soft subtitles."""
     with tempfile.TemporaryDirectory(dir=out.parent) as work:
-        videos = concat_list(scene_clips, Path(work) / "videos.txt")
-        audios = concat_list(scene_mixes, Path(work) / "audios.txt")
-        inputs = ["-f", "concat", "-safe", "0", "-i", str(videos), "-f", "concat", "-safe", "0", "-i", str(audios)]
-        maps = ["-map", "0:v:0", "-map", "1:a:0"]
-        codecs = ["-c:v", "copy", *AUDIO_CODEC]
+        video = concat_input(scene_clips, Path(work) / "videos.txt")
+        audio = concat_input(scene_mixes, Path(work) / "audios.txt")
+        streams = [video["v:0"], audio["a:0"]]
+        options = {"c:v": "copy", **AUDIO_CODEC}
         if subtitles_srt is not None:
-            inputs += ["-i", str(subtitles_srt)]
-            maps += ["-map", "2:s:0"]
-            codecs += ["-c:s", "mov_text", "-metadata:s:s:0", "language=eng"]
-        run_ffmpeg(*inputs, *maps, *codecs, *BITEXACT, "-movflags", "+faststart", "-f", "mp4", str(out))
+            streams.append(ffmpeg.input(str(subtitles_srt))["s:0"])
+            options.update({"c:s": "mov_text", "metadata:s:s:0": "language=eng"})
+        run(ffmpeg.output(*streams, str(out), **options, **BITEXACT, **MP4))

@@ -5,32 +5,23 @@ Used to check recorded lines at validation time and to verify rendered clips fra
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from multitalk.media.ffmpeg import FFmpegError
+from multitalk.media.ffmpeg import probe as ffprobe
 
 
 class ProbeError(RuntimeError):
     """ffprobe could not read a file (missing tool, unreadable or not a media file)."""
 
 
-def _ffprobe() -> str:
-    tool = shutil.which("ffprobe")
-    if tool is None:
-        raise ProbeError("ffprobe not found; install ffmpeg (apt-get install ffmpeg)")
-    return tool
-
-
-def probe(path: Path, *extra: str) -> dict:
+def probe(path: Path, **options: object) -> dict:
     """Raw ffprobe JSON (format + streams) for `path`."""
-    command = [_ffprobe(), "-v", "error", "-of", "json", "-show_format", "-show_streams", *extra, str(path)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "unknown error"
-        raise ProbeError(f"{path}: not a readable media file ({reason})")
-    return json.loads(result.stdout)
+    try:
+        return ffprobe(path, v="error", **options)
+    except FFmpegError as error:
+        raise ProbeError(f"{path}: not a readable media file ({error})") from None
 
 
 def media_duration(path: Path) -> float:
@@ -57,7 +48,7 @@ class VideoFacts:
 
 def video_facts(path: Path) -> VideoFacts:
     """Count frames exactly (decoding packets) and read stream durations."""
-    info = probe(path, "-count_packets")
+    info = probe(path, count_packets=None)
     video = next((s for s in info["streams"] if s["codec_type"] == "video"), None)
     if video is None:
         raise ProbeError(f"{path}: no video stream")

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import ffmpeg
 import numpy as np
 
-from multitalk.media.ffmpeg import BITEXACT, FFmpegError, ffmpeg_command
+from multitalk.media.ffmpeg import BITEXACT, FFmpegError, command
 
 
 @dataclass(frozen=True)
@@ -69,17 +70,19 @@ class SegmentWriter:
         self.width, self.height = width, height
         self.shape = frame_shape(pixel_format, width, height)
         self.frames = 0
-        command = ffmpeg_command(
-            "-f", "rawvideo", "-pix_fmt", pixel_format, "-s", f"{width}x{height}", "-r", str(settings.fps),
-            "-i", "pipe:0",
-            "-an", "-c:v", "libx264", "-preset", settings.preset, "-crf", str(settings.crf),
-            *(["-tune", settings.tune] if settings.tune else []),
-            "-pix_fmt", "yuv420p", "-threads", str(settings.threads),
-            "-x264-params", "keyint=250:min-keyint=25:scenecut=0",
-            "-flags:v", "+bitexact", *BITEXACT,
-            "-f", "mp4", str(self.path),
-        )  # fmt: skip
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        frames_in = ffmpeg.input("pipe:0", f="rawvideo", pix_fmt=pixel_format, s=f"{width}x{height}", r=settings.fps)
+        encode = {
+            "c:v": "libx264",
+            "preset": settings.preset,
+            "crf": settings.crf,
+            **({"tune": settings.tune} if settings.tune else {}),
+            "pix_fmt": "yuv420p",
+            "threads": settings.threads,
+            "x264-params": "keyint=250:min-keyint=25:scenecut=0",
+            "flags:v": "+bitexact",
+        }
+        graph = frames_in.output(str(self.path), an=None, **encode, **BITEXACT, f="mp4")
+        self._process = subprocess.Popen(command(graph), stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def write(self, frame: np.ndarray) -> None:
         if frame.shape != self.shape or frame.dtype != np.uint8:

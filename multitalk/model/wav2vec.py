@@ -61,11 +61,10 @@ import torch
 import torch.nn.functional as F
 from transformers import Wav2Vec2Model
 
+from multitalk.timing import FPS, SAMPLES_PER_FRAME, TRACK_SAMPLE_RATE
+
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
-FPS = 25
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
 TARGET_LUFS = -23.0
 LOUDNESS_GUARD_LUFS = 100.0  # official: skip normalisation when |measured LUFS| exceeds this
 STD_EPS = 1e-7
@@ -74,7 +73,7 @@ DEFAULT_MARGIN_FRAMES = 64  # half of chinese-wav2vec2-base's positional-conv ke
 
 
 def loudness_normalize(
-    waveform: np.ndarray, sample_rate: int = SAMPLE_RATE, target_lufs: float = TARGET_LUFS
+    waveform: np.ndarray, sample_rate: int = TRACK_SAMPLE_RATE, target_lufs: float = TARGET_LUFS
 ) -> np.ndarray:
     """Gain a whole track to `target_lufs` integrated loudness (official: skipped when |LUFS| > 100).
 
@@ -107,7 +106,7 @@ def standardize(waveform: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / np.sqrt(x.var() + STD_EPS)
 
 
-def video_frame_count(num_samples: int, sample_rate: int = SAMPLE_RATE, fps: int = FPS) -> int:
+def video_frame_count(num_samples: int, sample_rate: int = TRACK_SAMPLE_RATE, fps: int = FPS) -> int:
     """Official T_video = int(duration * fps), evaluated in the same float order as the official code."""
     return int(num_samples / sample_rate * fps)
 
@@ -212,7 +211,7 @@ def features_for_frames(
     if not 0 <= frame_start < frame_end <= track_frames:
         raise ValueError(
             f"frames [{frame_start}, {frame_end}) are outside the track's {track_frames} whole frames "
-            f"({track.shape[0]} samples at {SAMPLE_RATE} Hz, {SAMPLES_PER_FRAME} samples a frame)"
+            f"({track.shape[0]} samples at {TRACK_SAMPLE_RATE} Hz, {SAMPLES_PER_FRAME} samples a frame)"
         )
     if margin_frames < 0:
         raise ValueError(f"margin_frames must be >= 0, got {margin_frames}")

@@ -18,6 +18,7 @@ import soundfile as sf
 
 from multitalk.generation.streaming import Chunk, ChunkGeometry
 from multitalk.screenplay.gates import Gates
+from multitalk.timing import TRACK_SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class SceneContext:
         person = self.persons[person_index]
         if person.track is None:
             raise ValueError(f"scene {self.scene_id!r}: no track for {person.name!r}")
-        samples_per_frame = 16000 // self.fps
+        samples_per_frame = TRACK_SAMPLE_RATE // self.fps
         first, last = start_frame * samples_per_frame, end_frame * samples_per_frame
         window = np.zeros(last - first, dtype=np.float32)
         with sf.SoundFile(person.track) as track:

@@ -123,8 +123,8 @@ class MultiTalkRenderer:
     """Renders scenes with the MultiTalk model (official weights) through the renderer protocol.
 
     Args:
-        weights: the weights root; None: `$MULTITALK_WEIGHTS`. Missing files raise `MissingWeightsError`
-            (one message listing them all) from the first call that needs the weights.
+        weights: the weights root (required; the CLI resolves `MULTITALK_WEIGHTS`). Missing files raise
+            `MissingWeightsError` (one message listing them all) from the first call that needs the weights.
         config: model config name or object ("multitalk-14b"; "tiny" for tests).
         device: where the models run ("cuda", "cuda:1", "cpu").
         dtype_policy: "official" / "fp32" / a `DtypePolicy`; default official on CUDA, fp32 on the CPU.

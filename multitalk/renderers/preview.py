@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from multitalk.generation.streaming import SAMPLES_PER_FRAME_16K, Chunk, ChunkGeometry
+from multitalk.generation.streaming import Chunk, ChunkGeometry
 from multitalk.media.colorspace import rgb_to_yuv420, rgb_to_yuv_colour, yuv_planes
 from multitalk.renderers.base import Person, SceneContext, SpokenLine
+from multitalk.timing import SAMPLES_PER_FRAME
 
 VERSION = "preview-1"
 PALETTE = ("#f2a541", "#4cc9f0", "#b5e48c", "#f72585")
@@ -164,7 +165,7 @@ def _levels(context: SceneContext, chunk: Chunk) -> np.ndarray:
         return levels
     for index in range(len(context.persons)):
         frames = context.read_track_window(index, chunk.deliver_start, chunk.deliver_end)
-        rms = np.sqrt(np.mean(frames.reshape(count, SAMPLES_PER_FRAME_16K) ** 2, axis=1))
+        rms = np.sqrt(np.mean(frames.reshape(count, SAMPLES_PER_FRAME) ** 2, axis=1))
         # -23 LUFS speech peaks near 0.2 RMS; map -50..-10 dBFS onto the meter.
         decibels = 20 * np.log10(np.maximum(rms, 1e-6))
         levels[index] = np.clip((decibels + 50) / 40, 0, 1)

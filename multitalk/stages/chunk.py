@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,7 @@ def _render_entry(
     judge: Any,
 ) -> Entry:
     """Render the chunk into the entry `key`: segment, carried state and, when gated, the gate scores."""
+    started = time.monotonic()
     width, height = renderer.frame_size(context)
     with store.writing(STAGE, key) as temp:
         carry_out = temp / CARRY_DIR
@@ -173,7 +175,12 @@ def _render_entry(
                 f"renderer {renderer.name!r} gave {writer.frames} frames for chunk {chunk.index} of scene "
                 f"{context.scene_id!r}, expected {chunk.delivered}"
             )
-        result: dict[str, Any] = {"chunk": chunk.to_json(), "frames": writer.frames, "size": [width, height]}
+        result: dict[str, Any] = {
+            "chunk": chunk.to_json(),
+            "frames": writer.frames,
+            "size": [width, height],
+            "render_seconds": round(time.monotonic() - started, 3),  # for bench/bench_noop.py; not in any key
+        }
         if judge is not None:
             result["gates"] = {"seed": context.seed, **judge.verdict().to_json()}
         return store.commit(STAGE, key, temp, result)

@@ -9,7 +9,9 @@ records and lock files, `sidecars`), and the temporary folders of writers that d
 - entries younger than `grace_seconds` are kept: a render in progress has written them but not its manifest yet;
 - an unreadable manifest stops the collection (we cannot know what it references);
 - with no manifest at all nothing is removed unless the caller says so (`allow_empty`), since a wrong outputs
-  folder would otherwise empty the store.
+  folder would otherwise empty the store;
+- two manifests that claim one outputs folder (`output_dir`) stop the collection: one of them replaced the other's
+  deliverables, and the render it describes may still need entries no surviving manifest lists.
 
 `plan_collection` only looks; `collect` deletes what a plan lists. A dry run is a plan printed.
 """
@@ -143,20 +145,31 @@ def find_manifests(outputs: Path) -> list[Path]:
 
 
 def referenced_keys(manifests: Sequence[Path]) -> dict[str, set[str]]:
-    """stage -> keys that these manifests list; raises `CollectionError` naming every unreadable one."""
+    """stage -> keys that these manifests list; raises `CollectionError` naming every unreadable one, and when
+    two of them claim the same outputs folder."""
     keys: dict[str, set[str]] = {}
     problems = []
+    claims: dict[str, list[Path]] = {}
     for path in manifests:
         try:
-            listed = json.loads(path.read_text())["keys"]
-            for stage, values in listed.items():
+            manifest = json.loads(path.read_text())
+            for stage, values in manifest["keys"].items():
                 keys.setdefault(str(stage), set()).update(str(value) for value in values)
+            folder = manifest.get("output_dir") or str(path.parent)
+            claims.setdefault(str(Path(folder).resolve()), []).append(path)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             problems.append(f"{path}: {type(error).__name__}: {error}")
     if problems:
         raise CollectionError(
             "cannot tell what these manifests reference, so nothing is collected (fix or remove them, or re-render "
             "the screenplay):\n  " + "\n  ".join(problems)
+        )
+    shared = {folder: paths for folder, paths in claims.items() if len(paths) > 1}
+    if shared:
+        raise CollectionError(
+            "several manifests claim one outputs folder, so one render's deliverables replaced another's and "
+            "nothing is collected (re-render those screenplays, which gives each its own folder):\n  "
+            + "\n  ".join(f"{folder}: {', '.join(str(p) for p in paths)}" for folder, paths in shared.items())
         )
     return keys
 

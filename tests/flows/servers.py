@@ -2,7 +2,7 @@
 
 Each is a context manager that starts a process on 127.0.0.1 (a free port), waits until it answers, and stops
 what it started on the way out (SIGINT, then SIGKILL for the whole process group). The steps are the ones
-docs/prefect.md gives, run with the `prefect` command of this virtual environment.
+README.md gives ("Team server", "Workers on GPU machines"), run with the `prefect` command of this venv.
 """
 
 from __future__ import annotations

@@ -162,3 +162,29 @@ def test_library_render_and_flow_render_share_the_store(prefect_api: str, small_
     assert flow["totals"]["chunks_rendered"] == 0 and flow["totals"]["lines_voiced"] == 0
     assert Path(flow["video"]).read_bytes() == library_bytes
     assert flow["keys"] == library["keys"]
+
+
+def test_a_scene_whose_clip_is_stored_submits_no_chunk_tasks(
+    prefect_api: str, small_project: Path, tmp_path: Path
+) -> None:
+    outputs = tmp_path / "outputs"
+    first = render(small_project, outputs, scenes=["park"])
+    store = Store(outputs)
+    for key in first["scenes"][0]["chunk_keys"]:
+        store.invalidate(CHUNK_STAGE, key)  # a chunk task would render these again; the clip makes them moot
+    again = render(small_project, outputs, scenes=["park"])
+    assert again["totals"]["chunks_rendered"] == 0 and again["scenes"][0]["clip_key"] == first["scenes"][0]["clip_key"]
+    assert list(store.entries(CHUNK_STAGE)) == []
+
+
+def test_unchanged_screenplay_is_up_to_date_without_prefect(small_project: Path, tmp_path: Path) -> None:
+    import multitalk
+
+    outputs = tmp_path / "outputs"
+    manifest = multitalk.render(small_project, outputs=outputs, renderer="preview")
+    env = {**subprocess_env("http://127.0.0.1:9/api"), "MULTITALK_STATE": str(tmp_path / "state")}  # no server there
+    command = [sys.executable, "-m", "flows.cli", "render", str(small_project), "-o", str(outputs), "-r", "preview"]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "up to date" in done.stdout and manifest["video"] in done.stdout
+    assert not (tmp_path / "state").exists()  # not even a Prefect home was set up

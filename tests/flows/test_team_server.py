@@ -1,5 +1,6 @@
-"""docs/prefect.md, step by step: a Prefect server (PostgreSQL or SQLite), pools, `prefect deploy --all`, a
-worker, `prefect deployment run`; the scene comes out frame-exact and the run leaves its report artifact."""
+"""README.md (Team server, Workers), step by step: a Prefect server (PostgreSQL or SQLite), pools,
+`prefect deploy --all`, a worker, `prefect deployment run`; the scene comes out frame-exact and the run leaves
+its report artifact."""
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from multitalk.audio.align import (
-    SAMPLES_PER_FRAME,
     Timeline,
     TimelineError,
     build_timeline,
@@ -13,6 +12,7 @@ from multitalk.audio.align import (
     frames_covering,
 )
 from multitalk.screenplay import ScreenplayError
+from multitalk.timing import SAMPLES_PER_FRAME
 
 PLAY = """
 title: timing

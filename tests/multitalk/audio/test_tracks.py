@@ -9,13 +9,14 @@ import pytest
 from PIL import Image
 from scipy.signal import resample_poly
 
-from multitalk.audio.align import SAMPLES_PER_FRAME, build_timeline
+from multitalk.audio.align import build_timeline
 from multitalk.audio.audio_io import read_wav
 from multitalk.audio.line_audio import synthesise_line
 from multitalk.audio.loudness import integrated_loudness, true_peak_db
 from multitalk.audio.tracks import build_mix, build_tracks, read_line_wavs, write_scene_audio
 from multitalk.screenplay import load_screenplay
 from multitalk.screenplay.schema import Mix
+from multitalk.timing import SAMPLES_PER_FRAME
 
 PLAY = """
 title: tracks

@@ -11,6 +11,7 @@ import soundfile
 import torch
 
 from multitalk.model import wav2vec
+from multitalk.timing import TRACK_SAMPLE_RATE
 
 TOL = 1e-5
 logger = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ def fixture(load_parity, parity_path: Path):
     model = wav2vec.load_wav2vec(parity_path / meta["model_dir"])
     wav_name = meta["wav_file"].split()[0]  # "wav2vec_input.wav (float32 PCM, ...)"
     waveform, rate = soundfile.read(parity_path / wav_name, dtype="float32")
-    assert rate == meta["sample_rate"] == wav2vec.SAMPLE_RATE
+    assert rate == meta["sample_rate"] == TRACK_SAMPLE_RATE
     return meta, tensors, model, waveform
 
 
@@ -116,7 +117,7 @@ def test_window_features_matches_the_official_indexing(fixture):
 # --- chunked extraction -----------------------------------------------------------------------------------------
 
 
-def speech_like(seconds: float, seed: int = 1, sample_rate: int = wav2vec.SAMPLE_RATE) -> np.ndarray:
+def speech_like(seconds: float, seed: int = 1, sample_rate: int = TRACK_SAMPLE_RATE) -> np.ndarray:
     """Voiced harmonics with a gliding pitch, a syllable envelope (~4 Hz), pauses of 0.3-1.2 s, and noise."""
     rng = np.random.default_rng(seed)
     n = int(seconds * sample_rate)

@@ -134,11 +134,10 @@ def test_missing_weights_surface_as_one_message(tmp_path, monkeypatch):
     (root / W.WAN_DIR / W.T5_FILE).unlink()
     with pytest.raises(W.MissingWeightsError, match=rf"{W.T5_FILE}(.|\n)*Official weights"):
         _renderer(root).identity()
-    monkeypatch.delenv("MULTITALK_WEIGHTS", raising=False)
+    monkeypatch.setenv("MULTITALK_WEIGHTS", str(root))  # read by the CLI and flows only, never by the library
     with pytest.raises(W.MissingWeightsError, match="MULTITALK_WEIGHTS"):
         MultiTalkRenderer(config="tiny")
-    monkeypatch.setenv("MULTITALK_WEIGHTS", str(root))
-    assert MultiTalkRenderer(config="tiny").weights_root == root
+    assert MultiTalkRenderer(root, config="tiny").weights_root == root
 
 
 def test_the_audio_it_reads_is_the_audio_the_key_hashes(release, context):

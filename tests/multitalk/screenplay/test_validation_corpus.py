@@ -6,6 +6,7 @@ corpus folder), so a file documents the mistake it makes and what an author is t
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,7 @@ def test_validate_command_accepts_the_bundled_examples() -> None:
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "COLUMNS": "40"},  # narrower than any path: a checkout anywhere must not wrap the lines
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert all(line.startswith("ok: ") for line in result.stdout.splitlines())

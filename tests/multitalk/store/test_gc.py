@@ -118,3 +118,12 @@ def test_stage_usage_counts_entries_bytes_and_references(store: Store) -> None:
     assert (rows["tts"].entries, rows["tts"].referenced, rows["tts"].tracked) == (2, 1, True)
     assert rows["tts"].size > rows["tts"].referenced_size > 100
     assert rows["condition"].tracked is False
+
+
+def test_two_manifests_claiming_one_folder_stop_the_collection(store: Store) -> None:
+    for name in ("film", "copy"):
+        path = store.root / name / "manifest.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"keys": {"tts": [f"used-{name}"]}, "output_dir": str(store.root / "film")}))
+    with pytest.raises(CollectionError, match="claim one outputs folder"):
+        plan_collection(store, store.root, sidecars=SIDECARS, now=time.time() + LATER)

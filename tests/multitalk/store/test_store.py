@@ -66,3 +66,23 @@ def test_keys_hash_content_not_paths() -> None:
     assert array_digest(np.zeros(4, np.float32)) != array_digest(np.zeros(4, np.float64))
     with pytest.raises(TypeError, match="hash the file"):
         content_key("tts", "1", {"file": Path("/tmp/x.wav")})
+
+
+def test_lookups_are_cheap_but_verify_rehashes_everything(tmp_path: Path) -> None:
+    import os
+
+    store = Store(tmp_path)
+    data = bytes(range(256)) * 4096  # 1 MiB: bigger than the head and tail a look-up reads
+    entry = store.put("chunk", "big", {"segment.mp4": data})
+    path = entry.path / "segment.mp4"
+    stat = path.stat()
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 0xFF  # the middle, which a look-up does not read
+    path.write_bytes(bytes(damaged))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as if nothing had touched the file
+    assert store.get("chunk", "big") is not None
+    assert store.verify("chunk", "big") is None
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # a changed mtime means a full hash
+    assert store.get("chunk", "big") is None
+    path.write_bytes(data)  # the right bytes under a new mtime (a copied store) still count
+    assert store.get("chunk", "big") is not None
