@@ -3,7 +3,8 @@
 Left: the scene image with every detected face (thin white) and each on-screen speaker's region (their colour,
 named). Right: the image as the model sees it (cover-cropped to the resolution's bucket) under the person masks
 on the latent grid (1/8 of the frame, what the DiT receives), one tint per speaker, background untinted, with the
-grid drawn. What `multitalk cast FILE` writes, one PNG per scene, so an author sees a bad box before a render.
+token grid (1/16, where the DiT binds voices to people) drawn faintly. What `multitalk cast FILE` writes, one PNG
+per scene, so an author sees a bad box before a render.
 """
 
 from __future__ import annotations
@@ -79,13 +80,14 @@ def draw_cast(
                 continue  # a lone person: all-ones masks, the model ignores them
             cells = np.kron(latent[index], np.ones((8, 8), dtype=np.float32))[:target_h, :target_w, None]
             right = right * (1 - 0.45 * cells) + np.asarray(tints[index], dtype=np.float32) * 0.45 * cells
+    grid = np.zeros((target_h, target_w), dtype=bool)  # the token grid (16 px: 2x2 latent cells), drawn faintly
+    grid[::16, :] = True
+    grid[:, ::16] = True
+    right[grid] = right[grid] * 0.6
     panel = Image.fromarray(right.clip(0, 255).astype(np.uint8))
-    grid = ImageDraw.Draw(panel)
-    for x in range(0, target_w, 8):
-        grid.line([(x, 0), (x, target_h)], fill=(0, 0, 0), width=1)
-    for y in range(0, target_h, 8):
-        grid.line([(0, y), (target_w, y)], fill=(0, 0, 0), width=1)
-    grid.text((4, 4), f"latent {latent_hw[1]}x{latent_hw[0]} ({resolution} bucket {target_w}x{target_h})", font=font)
+    label = f"latent {latent_hw[1]}x{latent_hw[0]}, token grid lines ({resolution} bucket {target_w}x{target_h})"
+    ImageDraw.Draw(panel).rectangle([0, 0, 6 * len(label) + 8, 14], fill=(0, 0, 0))
+    ImageDraw.Draw(panel).text((4, 2), label, fill=(255, 255, 255), font=font)
     panel = panel.resize((round(target_w * PANEL_HEIGHT / target_h), PANEL_HEIGHT), Image.NEAREST)
 
     sheet = Image.new("RGB", (left.width + panel.width + 8, PANEL_HEIGHT), (32, 32, 32))
