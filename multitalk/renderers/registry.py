@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 from multitalk.renderers.base import Renderer
 from multitalk.renderers.preview import PreviewRenderer
@@ -23,13 +25,24 @@ def renderer_for(name: str, device: str, *, weights: str | None = None, model: s
         return renderer
 
 
-def provide(
+@contextlib.contextmanager
+def provided(
     name: str, device: str, renderer: Renderer, *, weights: str | None = None, model: str = "multitalk-14b"
-) -> None:
-    """Use `renderer` wherever `renderer_for` is asked for (name, device, weights, model): a program embedding
-    the pipeline, or a test, supplies its own renderer object under one of the known names."""
+) -> Iterator[Renderer]:
+    """Within the block, `renderer_for(name, device, ...)` returns `renderer`: a program embedding the pipeline,
+    or a test, supplies its own renderer object under one of the known names. The previous one is restored after."""
+    key = (name, weights, model, device)
     with _lock:
-        _renderers[(name, weights, model, device)] = renderer
+        before = _renderers.get(key)
+        _renderers[key] = renderer
+    try:
+        yield renderer
+    finally:
+        with _lock:
+            if before is None:
+                _renderers.pop(key, None)
+            else:
+                _renderers[key] = before
 
 
 def _make(name: str, device: str, weights: str | None, model: str) -> Renderer:

@@ -51,10 +51,9 @@ import sys
 from pathlib import Path
 from multitalk.renderers import registry
 from tests.flows.lipsync_renderer import LipSyncRenderer
-registry.provide("preview", "cpu", LipSyncRenderer({bad}, {seed}, Path(sys.argv[3])))
 from flows.render_screenplay import render_screenplay
-from flows.report import screenplay_report
-render_screenplay(sys.argv[1], store_root=sys.argv[2], renderer="preview", devices=["cpu"])
+with registry.provided("preview", "cpu", LipSyncRenderer({bad}, {seed}, Path(sys.argv[3]))):
+    render_screenplay(sys.argv[1], store_root=sys.argv[2], renderer="preview", devices=["cpu"])
 """
 
 
@@ -69,9 +68,8 @@ def car_project(tmp_path: Path) -> Path:
 
 
 def render(project: Path, outputs: Path) -> tuple[dict, LipSyncRenderer]:
-    renderer = LipSyncRenderer(BAD_CHUNK, SEED)
-    registry.provide("preview", "cpu", renderer)
-    manifest = render_screenplay(str(project), store_root=str(outputs), renderer="preview", devices=["cpu"])
+    with registry.provided("preview", "cpu", LipSyncRenderer(BAD_CHUNK, SEED)) as renderer:
+        manifest = render_screenplay(str(project), store_root=str(outputs), renderer="preview", devices=["cpu"])
     return manifest, renderer
 
 
