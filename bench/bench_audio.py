@@ -4,17 +4,21 @@ Measures, on this machine, seconds of audio produced per second of wall time for
 - `tts`: the line audio (espeak-ng / recordings / Coqui, as the screenplay says), trimmed, at 48 kHz;
 - `scene audio`: timelines, conditioning tracks (16 kHz, per-line -23 LUFS) and mastered mixes (48 kHz);
 - end to end (both, plus subtitles and the timeline picture),
-and the peak resident memory of this process and of its children (espeak-ng, ffmpeg).
+and the peak resident memory of this process and of its children (espeak-ng, ffmpeg). Lines are timed one by
+one, so the TTS figure is also given per engine (espeak-ng, Piper...), and `--compare` voices the same sentences
+with espeak-ng and with the Piper voice (`en_US-joe-medium`) to report each engine's real-time factor (wall time
+per second of speech; lower is faster) and Piper's one-off voice load time.
 
 Default input: scripts_yaml/long_conversation.yaml; when it is missing, a long synthetic screenplay (espeak
 voices, gaps, pauses, overlaps, a voice-over) is written to a temp folder first.
 
-Run by hand: `.venv/bin/python bench/bench_audio.py [SCREENPLAY.yaml] [--workers 2] [--out DIR]`.
+Run by hand: `.venv/bin/python bench/bench_audio.py [SCREENPLAY.yaml] [--workers 2] [--out DIR] [--compare 40]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import resource
 import tempfile
 import time
@@ -69,6 +73,40 @@ def synthetic_screenplay(folder: Path, scenes: int = 12, lines: int = 14) -> Pat
     return path
 
 
+def compare_engines(texts: list[str]) -> None:
+    """The same sentences through espeak-ng and Piper, timed per line after Piper's voice is loaded."""
+    from multitalk.audio import piper
+    from multitalk.audio.engine import LineRequest, VoiceError
+    from multitalk.audio.espeak import EspeakEngine
+    from multitalk.screenplay.schema import Character
+
+    engines = {"espeak": (EspeakEngine(), Character(voice="en-us+m3"))}
+    if piper.piper_version() is not None:
+        engines["piper"] = (piper.PiperEngine(), Character(engine="piper", voice="en_US-joe-medium"))
+    else:
+        print(f"piper: not installed ({piper.INSTALL_HINT})")
+    for name, (engine, character) in engines.items():
+        first = LineRequest("bench", character, texts[0], None, None)
+        started = time.perf_counter()
+        try:
+            engine.synthesise(first)  # warm-up: Piper loads its ONNX voice here
+        except VoiceError as error:
+            print(f"{name}: {error}")
+            continue
+        load = time.perf_counter() - started
+        speech = wall = 0.0
+        for text in texts:
+            started = time.perf_counter()
+            result = engine.synthesise(LineRequest("bench", character, text, None, None))
+            wall += time.perf_counter() - started
+            speech += result.samples.size / result.sample_rate
+        print(
+            f"compare {name:7s} {speech:7.1f} s of speech in {wall:6.1f} s wall: real-time factor "
+            f"{wall / speech:.3f} ({speech / wall:5.1f} x real time), {result.sample_rate} Hz; first line "
+            f"(with load) {load:.2f} s"
+        )
+
+
 def peak_rss_mib() -> tuple[float, float]:
     """Peak RSS of this process and of its largest waited-for child, MiB (Linux reports KiB)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -83,6 +121,9 @@ def main() -> None:
         "--workers", type=int, default=1, help="lines voiced in parallel (threads; engines are subprocesses)"
     )
     parser.add_argument("--out", type=Path, default=None, help="keep the outputs here (default: a temp folder)")
+    parser.add_argument(
+        "--compare", type=int, default=0, metavar="N", help="also voice N of its lines with espeak-ng and Piper"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-audio-") as temp:
@@ -99,10 +140,17 @@ def main() -> None:
         ]
         print(f"{path.name}: {len(screenplay.scenes)} scenes, {len(jobs)} lines, {args.workers} worker(s)")
 
+        per_engine: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])  # speech s, wall s
+
         def voice(job):
             scene_index, line_index, line = job
             wav = out / "lines" / f"{scene_index:03d}_{line_index:03d}.wav"
-            return job, wav, synthesise_line(screenplay, line, wav)
+            line_started = time.perf_counter()
+            info = synthesise_line(screenplay, line, wav)
+            totals = per_engine[info.engine["name"]]
+            totals[0] += info.duration
+            totals[1] += time.perf_counter() - line_started
+            return job, wav, info
 
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=args.workers) as pool:
@@ -133,6 +181,14 @@ def main() -> None:
         total_seconds = time.perf_counter() - started
 
     own, children = peak_rss_mib()
+    for name, (engine_speech, engine_wall) in sorted(per_engine.items()):
+        print(
+            f"tts {name:8s} {engine_speech:8.1f} s of speech in {engine_wall:6.1f} s = real-time factor "
+            f"{engine_wall / engine_speech:.3f} (line by line, includes a Piper voice's first load)"
+        )
+    if args.compare:
+        texts = [line.text for _, _, line in jobs if line.text][: args.compare]
+        compare_engines(texts)
     print(
         f"tts:         {speech:8.1f} s of speech in {tts_seconds:6.1f} s wall = {speech / tts_seconds:6.1f} x real time"
     )

@@ -1,6 +1,6 @@
 """Host memory and speed of the `multitalk` renderer over scene length, with the tiny random model on the CPU.
 
-Writes a tiny release (`multitalk.model.tiny_release`) and two scenes, one of 2 chunks and one of 12 chunks,
+Writes a tiny release (`multitalk.testing.tiny_release`) and two scenes, one of 2 chunks and one of 12 chunks,
 then renders each scene, chunk after chunk, in a FRESH subprocess through `MultiTalkRenderer.render_chunk`
 (frames consumed and dropped, each chunk's carry in its own folder, the previous one deleted once used), and
 reports per scene:
@@ -102,7 +102,7 @@ def main() -> None:
         return
 
     from multitalk.model.configs import CONFIGS
-    from multitalk.model.tiny_release import write_tiny_release, write_tiny_scene
+    from multitalk.testing.tiny_release import write_tiny_release, write_tiny_scene
 
     config = CONFIGS["tiny"]
     geometry = config.geometry

@@ -26,7 +26,7 @@ IMAGE = REPO / "scripts_yaml" / "assets" / "cafe.png"
 
 
 def frames_for_chunks(chunks: int) -> int:
-    from multitalk.generation.streaming import ChunkGeometry
+    from multitalk.model.chunk_geometry import ChunkGeometry
 
     geometry = ChunkGeometry()
     return geometry.frame_num + (chunks - 1) * geometry.advance

@@ -4,7 +4,7 @@ Writes a ~1 GiB fp32 checkpoint (a stack of Linear layers in 4 safetensors shard
 then loads it in FRESH subprocesses, each measuring its peak RSS above the RSS it had after imports and after
 building the model on the meta device:
 
-- `loader fp32`: `multitalk.model.weights.load_safetensors_checkpoint`, no cast (goal: peak ≤ 1.2 × checkpoint);
+- `loader fp32`: `multitalk.model.checkpoint.load_safetensors_checkpoint`, no cast (goal: peak ≤ 1.2 × checkpoint);
 - `loader bf16`: the same with a cast to bf16 (goal: peak ≤ 1.2 × the bf16 model);
 - `naive`: `safetensors.torch.load_file` of every shard + `load_state_dict` into a materialised model, for
   comparison (two copies).
@@ -56,11 +56,11 @@ def write_checkpoint(folder: Path, layers: int, width: int, shards: int) -> int:
 def child(folder: Path, mode: str, layers: int, width: int) -> None:
     import torch
 
-    from multitalk.model import weights as W
+    from multitalk.model.checkpoint import build_on_meta, load_safetensors_checkpoint, read_index
 
     index = folder / "model.safetensors.index.json"
     if mode != "naive":
-        model = W.build_on_meta(lambda: _model(layers, width))
+        model = build_on_meta(lambda: _model(layers, width))
     reset = reset_peak()
     base_kib = status_kib("VmRSS")
     start = time.perf_counter()
@@ -69,13 +69,13 @@ def child(folder: Path, mode: str, layers: int, width: int) -> None:
         from safetensors.torch import load_file
 
         state = {}
-        for shard in sorted(set(W.read_index(index).values())):
+        for shard in sorted(set(read_index(index).values())):
             state.update(load_file(str(folder / shard)))
         model.load_state_dict(state)
         del state
     else:
         dtype = torch.bfloat16 if mode == "loader_bf16" else torch.float32
-        W.load_safetensors_checkpoint(model, index, dtype=dtype)
+        load_safetensors_checkpoint(model, index, dtype=dtype)
     seconds = time.perf_counter() - start
     if reset:
         peak_kib = status_kib("VmHWM")

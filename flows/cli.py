@@ -1,4 +1,4 @@
-"""The `multitalk` command line: validate, render, timeline, cast, cache, server, doctor.
+"""The `multitalk` command line: validate, render, timeline, cast, plan, cache, server, doctor, voices, import.
 
 Commands that only read a screenplay (validate, timeline, cast) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
@@ -14,7 +14,9 @@ from rich.console import Console
 
 from flows.cache_commands import cache_app
 from flows.doctor import doctor
+from flows.import_command import import_command
 from flows.server import server_app
+from flows.voices_command import voices
 from multitalk.screenplay import Screenplay, ScreenplayError, load_screenplay
 
 app = typer.Typer(
@@ -49,8 +51,19 @@ def validate(
             console.print(f"warning: {warning}", markup=False, soft_wrap=True)
         lines = sum(len(scene.lines) for scene in screenplay.scenes)
         console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False, soft_wrap=True)
+        _fallback_notes(screenplay)
     if failed:
         raise typer.Exit(EXIT_INVALID)
+
+
+def _fallback_notes(screenplay: Screenplay) -> None:
+    """Say (on stderr) which characters speak with their espeak fallback on this machine, and why."""
+    from multitalk.audio.voice_catalog import fallback_note
+
+    for name, character in screenplay.characters.items():
+        note = fallback_note(character, screenplay.project_dir)
+        if note:
+            typer.echo(f"note: {screenplay.source_file.name}: {name}: {note}", err=True)
 
 
 @app.command()
@@ -125,8 +138,9 @@ def render(
         f"({totals['chunks_rendered']} rendered, {totals['chunks_cached']} cached), "
         f"{totals['wall_seconds']:.1f}s wall"
     )
-    video = manifest["video"] or "not stitched (not every scene rendered)"
-    console.print(f"video: {video}", markup=False, soft_wrap=True)
+    for line in clip_lines(manifest, partial=bool(scenes)):
+        console.print(line, markup=False, soft_wrap=True)
+
     gates = manifest.get("gates") or {}
     if gates.get("chunks_gated"):
         console.print(
@@ -135,6 +149,23 @@ def render(
             markup=False,
             soft_wrap=True,
         )
+
+
+def clip_lines(manifest: dict, *, partial: bool) -> list[str]:
+    """Where the render's videos are: the final video, and each scene's clip when only some scenes were asked for."""
+    lines = []
+    if partial or manifest["video"] is None:
+        scenes_dir = Path(manifest["output_dir"]) / "scenes"
+        for row in manifest["scenes"]:
+            lines.append(f"clip {row['scene_id']}: {scenes_dir / (row['scene_id'] + '.mp4')} ({row['seconds']:.2f}s)")
+    if manifest["video"] is not None:
+        lines.append(f"video: {manifest['video']}")
+    else:
+        lines.append(
+            f"video: not stitched ({len(manifest['scenes'])} scenes rendered, the clips above); "
+            "render without --scenes to stitch final.mp4"
+        )
+    return lines
 
 
 @app.command()
@@ -271,7 +302,8 @@ def _up_to_date(
 def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
     """Fail fast, before any compute, when the official weights are not where the render will look."""
     from flows.settings import resolve_settings
-    from multitalk.model.weights import MissingWeightsError, resolve_weights
+    from multitalk.model.checkpoint import MissingWeightsError
+    from multitalk.model.release import resolve_weights
 
     folder = weights or resolve_settings(screenplay, renderer="multitalk", devices=["cpu"]).weights
     if folder is None:
@@ -289,9 +321,54 @@ def _check_weights(weights: Path | None, screenplay: Screenplay) -> None:
 
 
 # Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).
+# --- plan (issue 11) ---------------------------------------------------------------------------------------
+@app.command()
+def plan(
+    file: Path = typer.Argument(..., help="Screenplay YAML file."),  # noqa: B008
+    gpu: str = typer.Option("h100", "--gpu", "-g", help="Card: h200, h100, a100-80, a100-40, l40s, 4090, 3090."),
+    model: str = typer.Option(None, "--model", help="Model config (default: $MULTITALK_MODEL or multitalk-14b)."),
+    preset: str = typer.Option(None, "--preset", help="Override defaults.model.preset (fast, hero)."),
+    quantize: str = typer.Option(None, "--quantize", help="Override defaults.model.quantize (none, fp8, int8)."),
+    offload: str = typer.Option(None, "--offload", help="Override defaults.model.offload."),
+) -> None:
+    """Estimate chunks, DiT forwards, GPU time and peak VRAM per scene on a GPU, before rendering."""
+    import os
+
+    from multitalk.generation.gpu_plan import card, format_plan, plan_screenplay
+    from multitalk.model.configs import get_config
+
+    screenplay = _load_or_exit(file)
+    try:
+        overrides = {"preset": preset, "quantize": quantize, "offload": offload}
+        if any(v is not None for v in overrides.values()):
+            defaults = screenplay.defaults.model_copy(
+                update={"model": screenplay.defaults.model.with_overrides(**overrides)}
+            )
+            screenplay = screenplay.model_copy(update={"defaults": defaults})
+        config = get_config(model or os.environ.get("MULTITALK_MODEL", "multitalk-14b"))
+        lines = format_plan(plan_screenplay(screenplay, config, card(gpu)))
+    except ValueError as error:
+        console.print(f"error: {error}", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    for line in lines:
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def _load_or_exit(file: Path) -> Screenplay:
+    try:
+        return load_screenplay(file)
+    except ScreenplayError as error:
+        for problem in error.problems:
+            console.print(str(problem), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+# --- end plan ---------------------------------------------------------------------------------------------
 app.add_typer(cache_app, name="cache")
 app.add_typer(server_app, name="server")
 app.command()(doctor)
+app.command()(voices)  # `multitalk voices` (flows/voices_command.py)
+app.command(name="import")(import_command)  # `multitalk import JOB.json...` (flows/import_command.py)
 
 
 def main() -> None:

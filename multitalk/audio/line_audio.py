@@ -19,8 +19,9 @@ import numpy as np
 
 from multitalk.audio.audio_io import read_wav, resample, write_json, write_wav
 from multitalk.audio.engine import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, VoiceError
-from multitalk.audio.trim import trim_silence
+from multitalk.audio.trim import Trimmed, trim_silence
 from multitalk.audio.tts import engine_for
+from multitalk.audio.voice_catalog import effective_character
 from multitalk.screenplay.schema import Line, Screenplay
 from multitalk.store.keys import file_digest
 
@@ -74,7 +75,14 @@ def line_request(screenplay: Screenplay, line: Line) -> LineRequest:
     if character is None:
         known = ", ".join(screenplay.characters)
         raise VoiceError(f"unknown speaker {line.speaker!r} (known: {known}); load the screenplay with load_screenplay")
+    # Where this machine lacks a character's neural voice, its espeak fallback speaks (and is keyed) instead.
+    character = effective_character(character, screenplay.project_dir)
     return LineRequest.for_line(character, line, screenplay.project_dir)
+
+
+def line_trim_db(screenplay: Screenplay, line: Line) -> float | None:
+    """The silence threshold for a line's ends, or None to keep them (`trim: false`, or `timing.trim_db: null`)."""
+    return screenplay.defaults.timing.trim_db if line.trim else None
 
 
 def line_tts_key_material(screenplay: Screenplay, line: Line, *, sample_rate: int = LINE_SAMPLE_RATE) -> dict[str, Any]:
@@ -87,21 +95,28 @@ def line_tts_key_material(screenplay: Screenplay, line: Line, *, sample_rate: in
         "voice": engine.voice_settings(request),
         "text": None if line.audio is not None else line.text,
         "recording_sha256": file_digest(line.audio_path) if line.audio_path is not None else None,
-        "trim_db": screenplay.defaults.timing.trim_db,
+        "trim_db": line_trim_db(screenplay, line),
         "sample_rate": sample_rate,
     }
 
 
-def synthesise(request: LineRequest, line: Line, *, trim_db: float, sample_rate: int = LINE_SAMPLE_RATE) -> LineAudio:
-    """Voice one line with its engine, trim its silent ends, resample to `sample_rate`."""
+def synthesise(
+    request: LineRequest, line: Line, *, trim_db: float | None, sample_rate: int = LINE_SAMPLE_RATE
+) -> LineAudio:
+    """Voice one line with its engine, trim its silent ends (unless `trim_db` is None), resample to `sample_rate`."""
     engine = engine_for(request.character, line)
     identity = engine.identity(request)
     raw = engine.synthesise(request)
-    trimmed = trim_silence(raw.samples, raw.sample_rate, trim_db)
+    if trim_db is None:
+        trimmed = Trimmed(np.asarray(raw.samples, dtype=np.float32), lead=0.0, tail=0.0)
+    else:
+        trimmed = trim_silence(raw.samples, raw.sample_rate, trim_db)
     if trimmed.samples.size == 0:
         what = f"recording {request.audio_path}" if line.audio is not None else f"line {request.text!r}"
         raise VoiceError(
-            f"{request.who()}: {what} has no sound above {trim_db:g} dBFS; check the text or recording "
+            f"{request.who()}: {what} has no sound"
+            + (f" above {trim_db:g} dBFS" if trim_db is not None else "")
+            + "; check the text or recording "
             "(or lower defaults.timing.trim_db)"
         )
     samples = resample(trimmed.samples, raw.sample_rate, sample_rate)
@@ -146,7 +161,7 @@ def synthesise_line(
 ) -> LineAudioInfo:
     """Voice one line of a loaded screenplay into `wav_path` (+ `.json` sidecar); returns the sidecar."""
     request = line_request(screenplay, line)
-    audio = synthesise(request, line, trim_db=screenplay.defaults.timing.trim_db, sample_rate=sample_rate)
+    audio = synthesise(request, line, trim_db=line_trim_db(screenplay, line), sample_rate=sample_rate)
     return write_line_audio(audio, wav_path)
 
 

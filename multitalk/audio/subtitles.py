@@ -2,7 +2,8 @@
 
 Cue times are the timeline's frames, so a subtitle appears on the exact frame its line starts. In the whole
 screenplay a scene starts at the sum of the previous scenes' frames (the stitched video has no gaps between
-scenes). Each cue is prefixed with the speaker's display name; recorded lines (no text) have no cue.
+scenes). Each cue is prefixed with `speaker_label` (the display name, "(V.O.)" off screen); a recorded line has
+a cue when it gives a transcript (`text`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class Cue:
 
     start_frame: int
     end_frame: int
-    speaker: str  # display name
+    speaker: str  # the speaker label (`speaker_label`: display name, "(V.O.)" off screen)
     text: str
     fps: int = 25
 
@@ -41,13 +42,18 @@ class Cue:
         return textwrap.wrap(f"{self.speaker}: {' '.join(self.text.split())}", WRAP_COLUMNS) or [f"{self.speaker}:"]
 
 
+def speaker_label(display_name: str, on_screen: bool) -> str:
+    """How a line's speaker is named in every subtitle (SRT, VTT, burned into the preview): off screen, "(V.O.)"."""
+    return display_name if on_screen else f"{display_name} (V.O.)"
+
+
 def scene_cues(screenplay: Screenplay, timeline: Timeline, offset_frames: int = 0) -> list[Cue]:
     """Cues for one scene, shifted by `offset_frames`, in order of start."""
     cues = [
         Cue(
             offset_frames + line.start_frame,
             offset_frames + line.end_frame,
-            screenplay.display_name(line.speaker),
+            speaker_label(screenplay.display_name(line.speaker), line.on_screen),
             line.text,
             timeline.fps,
         )

@@ -14,7 +14,8 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from multitalk.audio.align import Timeline
 from multitalk.audio.audio_io import write_bytes
-from multitalk.screenplay.schema import Screenplay
+from multitalk.media.fonts import font
+from multitalk.screenplay.schema import Scene, Screenplay
 
 WIDTH = 1400
 LABEL_WIDTH = 170
@@ -30,7 +31,7 @@ MIN_TICK_PIXELS = 60
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
+    return font(size)  # wide Unicode coverage (em dashes, accents), see multitalk/media/fonts.py
 
 
 def _colours(screenplay: Screenplay) -> dict[str, tuple[int, int, int]]:
@@ -59,6 +60,22 @@ def _overlaps(timeline: Timeline) -> list[tuple[int, int]]:
 
 def _tick_step(pixels_per_second: float) -> float:
     return next((s for s in TICK_STEPS if s * pixels_per_second >= MIN_TICK_PIXELS), TICK_STEPS[-1])
+
+
+def screen_position(scene: Scene, speaker: str) -> str:
+    """Where an on-screen speaker stands, as a viewer sees it: left, right or center (boxes by their centres)."""
+    placement = scene.cast[speaker]
+    if placement.side is not None:
+        return placement.side
+    others = [p for name, p in scene.cast.items() if name != speaker and name in scene.on_screen_speakers()]
+    if not others or placement.bbox is None:
+        return "center"
+    centre = (placement.bbox[0] + placement.bbox[2]) / 2
+    other = others[0]
+    if other.bbox is not None:
+        other_centre = (other.bbox[0] + other.bbox[2]) / 2
+        return "left" if centre < other_centre else "right"
+    return "right" if other.side == "left" else "left"
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font: ImageFont.ImageFont) -> str:
@@ -102,10 +119,7 @@ def draw_timeline(screenplay: Screenplay, timelines: Mapping[str, Timeline], out
         draw.rectangle([x_at(0), lanes_top, x_at(timeline.duration), lanes_bottom], fill=(246, 246, 246))
         for row, speaker in enumerate(speakers):
             y = lanes_top + row * LANE_HEIGHT
-            if speaker in timeline.on_screen_speakers:
-                role = f"person {timeline.on_screen_speakers.index(speaker) + 1}"
-            else:
-                role = "voice-over"
+            role = screen_position(scene, speaker) if speaker in timeline.on_screen_speakers else "voice-over"
             label = _fit(draw, f"{screenplay.display_name(speaker)} ({role})", LABEL_WIDTH - 16, label_font)
             draw.text((10, y + 6), label, fill="black", font=label_font)
             draw.line([x_at(0), y + LANE_HEIGHT, x_at(timeline.duration), y + LANE_HEIGHT], fill=(225, 225, 225))

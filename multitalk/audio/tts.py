@@ -1,8 +1,9 @@
 """Text-to-speech engines by name, chosen per character.
 
 A character's `engine` picks how their lines are voiced: `espeak` (espeak-ng, the default: fast, everywhere),
-`coqui` (Coqui TTS models from a local folder, multi-speaker ids or XTTS cloning) or `file` (recorded lines). A
-line that gives a recording (`audio:`) is always played from that file, whatever the character's engine.
+`piper` (neural ONNX voices, fast on a CPU), `kokoro` (Kokoro-82M, the official MultiTalk's TTS), `coqui` (Coqui
+TTS models from a local folder, multi-speaker ids or XTTS cloning) or `file` (recorded lines). A line that
+gives a recording (`audio:`) is always played from that file, whatever the character's engine.
 
 To add an engine: a module with a class following `engine.TTSEngine` (importing only `multitalk.audio.engine`
 and helpers, never this file), and one line in `ENGINES`. Engine modules are imported on first use, so an
@@ -18,6 +19,8 @@ from multitalk.screenplay.schema import Character, Line
 
 ENGINES: dict[str, str] = {  # engine name -> "module:class"
     "espeak": "multitalk.audio.espeak:EspeakEngine",
+    "piper": "multitalk.audio.piper:PiperEngine",
+    "kokoro": "multitalk.audio.kokoro:KokoroEngine",
     "coqui": "multitalk.audio.coqui:CoquiEngine",
     "file": "multitalk.audio.recorded:RecordedEngine",
 }

@@ -4,8 +4,8 @@
 (scene, chunk, the chunk's audio window, the previous chunk's carried state) into that chunk's frames, one
 uint8 (H, W, 3) frame at a time. Per chunk (MODEL_SPEC.md, "Chunks" and "Sampling"):
 
-1. text: the prompt and the negative prompt through umT5 (cached per scene; T5 may stay on the CPU or be
-   moved back there after encoding);
+1. text: the prompt and the negative prompt through umT5 (cached per scene; umT5 lives on the host and visits
+   the device to encode, or encodes on the CPU with `offload: t5`);
 2. condition: the first chunk encodes the bucket-fitted reference image + zero frames with the VAE and marks
    latent frame 0 in the mask; a later chunk encodes the previous chunk's last `motion_frames` decoded,
    colour-corrected frames + zero frames and marks latent frames 0..T_m-1; the first T_m latent frames of that
@@ -14,9 +14,9 @@ uint8 (H, W, 3) frame at a time. Per chunk (MODEL_SPEC.md, "Chunks" and "Samplin
 3. speaker masks from the cast placement (`build_person_masks`), on the latent grid;
 4. audio: wav2vec2 features of the chunk's own audio window (`chunk_audio_features`), windowed t-2..t+2;
 5. sampling: `sampler.sample` with the chunk's generator `chunk_generator(scene seed, chunk index)` for the
-   initial noise and every motion re-noising; 3 guidance passes (2 when the text scale is 1), all passes of a
-   step in one batched forward unless told otherwise (or after a CUDA out-of-memory error), optional APG and
-   TeaCache;
+   initial noise and every motion re-noising; 3 guidance passes (2 when the text scale is 1, 1 when both scales
+   are 1), all passes of a step in one batched forward unless `RuntimeOptions.batch_passes` says otherwise,
+   optional APG and TeaCache;
 6. decode: `WanVAE.decode_stream`, colour correction towards the reference image, frames handed out one by
    one; the last `motion_frames` frames are written to the chunk's carry folder.
 
@@ -56,6 +56,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from multitalk.generation.block_swap import BlockSwap
+from multitalk.generation.runtime import RuntimeOptions, compile_blocks
 from multitalk.generation.sampler import (
     APG,
     Guidance,
@@ -70,14 +72,24 @@ from multitalk.generation.sampler import (
 )
 from multitalk.generation.streaming import Chunk
 from multitalk.generation.teacache import TeaCache, TeaCacheSettings, cached_forward
-from multitalk.model import weights as W
+from multitalk.model.attention import resolve_backend, select_backend
 from multitalk.model.buckets import choose_bucket, fit_image_to_bucket
+from multitalk.model.checkpoint import (
+    README_POINTER,
+    MissingWeightsError,
+    WeightsError,
+    build_on_meta,
+    load_pth_checkpoint,
+)
 from multitalk.model.clip import ClipImageEncoder
 from multitalk.model.color import match_color
 from multitalk.model.configs import ModelConfig, get_config
 from multitalk.model.dit import DiTInputs, MultiTalkDiT
+from multitalk.model.dtype_policy import DTYPE_POLICIES, DtypePolicy
 from multitalk.model.lora import LoraSpec, merge_loras
 from multitalk.model.masks import Placement, build_person_masks
+from multitalk.model.quantize import quantize_blocks
+from multitalk.model.release import WeightsLayout, load_dit_weights, resolve_weights
 from multitalk.model.t5 import DEFAULT_NEGATIVE_PROMPT, T5TextEncoder, build_umt5_encoder, load_tokenizer
 from multitalk.model.vae import WanVAE
 from multitalk.model.wav2vec import features_for_frames, load_wav2vec, window_features
@@ -208,25 +220,25 @@ def weights_root(explicit: str | Path | None = None) -> Path:
     `MULTITALK_WEIGHTS` and pass it here: the library reads no environment)."""
     if explicit:
         return Path(explicit).expanduser()
-    raise W.MissingWeightsError(
+    raise MissingWeightsError(
         "no weights folder given for the multitalk renderer: set `defaults.weights` in the screenplay, pass "
-        f"--weights, or set MULTITALK_WEIGHTS for the multitalk command; {W.README_POINTER}"
+        f"--weights, or set MULTITALK_WEIGHTS for the multitalk command; {README_POINTER}"
     )
 
 
-def default_dtype_policy(device: torch.device | str) -> W.DtypePolicy:
+def default_dtype_policy(device: torch.device | str) -> DtypePolicy:
     """The official dtypes on a GPU (DiT bf16, T5 bf16, CLIP fp16, VAE / wav2vec fp32), fp32 on the CPU."""
-    return W.DTYPE_POLICIES["official" if torch.device(device).type == "cuda" else "fp32"]
+    return DTYPE_POLICIES["official" if torch.device(device).type == "cuda" else "fp32"]
 
 
-def resolve_dtype_policy(policy: str | W.DtypePolicy | None, device: torch.device | str) -> W.DtypePolicy:
+def resolve_dtype_policy(policy: str | DtypePolicy | None, device: torch.device | str) -> DtypePolicy:
     if policy is None:
         return default_dtype_policy(device)
-    if isinstance(policy, W.DtypePolicy):
+    if isinstance(policy, DtypePolicy):
         return policy
-    if policy not in W.DTYPE_POLICIES:
-        raise ValueError(f"unknown dtype policy {policy!r} (known: {', '.join(W.DTYPE_POLICIES)})")
-    return W.DTYPE_POLICIES[policy]
+    if policy not in DTYPE_POLICIES:
+        raise ValueError(f"unknown dtype policy {policy!r} (known: {', '.join(DTYPE_POLICIES)})")
+    return DTYPE_POLICIES[policy]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -319,6 +331,10 @@ def to_uint8(frame: torch.Tensor) -> np.ndarray:
 # The denoiser handed to the sampler
 
 
+class OutOfMemoryError(RuntimeError):
+    """The chosen memory mode does not fit the GPU; the message says which lighter modes exist."""
+
+
 class _Denoiser:
     """Runs the DiT for the guidance passes of a step, batched or one pass at a time, with optional TeaCache."""
 
@@ -328,13 +344,11 @@ class _Denoiser:
         cond: ChunkConditions,
         teacache: TeaCache | None,
         batch: bool,
-        on_out_of_memory: Callable[[], None],
     ) -> None:
         self.dit = dit
         self.cond = cond
         self.teacache = teacache
         self.batch = batch
-        self.on_out_of_memory = on_out_of_memory
         self.forwards = 0
         dev = cond.audio.device
         self.zero_audio = torch.zeros((1, *cond.audio.shape[1:]), dtype=cond.audio.dtype, device=dev)
@@ -357,16 +371,17 @@ class _Denoiser:
 
     def __call__(self, latent: torch.Tensor, step: Step, passes: Sequence[GuidancePass]) -> torch.Tensor:
         with torch.no_grad():
-            if self.batch and len(passes) > 1:
-                try:
+            try:
+                if self.batch and len(passes) > 1:
                     return self._run(latent, step, passes)
-                except torch.cuda.OutOfMemoryError:
-                    logger.warning("CUDA out of memory with %d batched passes; running them one by one", len(passes))
-                    self.batch = False
-                    self.on_out_of_memory()
-                    if torch.cuda.is_available():
-                        torch.cuda.empty_cache()
-            return torch.cat([self._run(latent, step, [p]) for p in passes])
+                return torch.cat([self._run(latent, step, [p]) for p in passes])
+            except torch.cuda.OutOfMemoryError as error:
+                how = f"{len(passes)} batched passes" if self.batch and len(passes) > 1 else "one pass at a time"
+                raise OutOfMemoryError(
+                    f"the GPU ran out of memory in a DiT forward ({how}); choose a lighter mode and render again: "
+                    "sequential passes, `offload: t5`, `offload: blocks` (with fewer `resident_blocks`), "
+                    "`quantize: fp8`, or see `multitalk plan` for what fits this card"
+                ) from error
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -389,38 +404,33 @@ class MultiTalkPipeline:
         config: a `ModelConfig` or its registry name ("multitalk-14b", "tiny").
         device: where the models run.
         dtype_policy: "official", "fp32" or a `DtypePolicy`; default official on CUDA, fp32 on the CPU.
-        t5_device: where umT5 lives between encodings (default: "cpu" when `offload_t5`, else `device`).
-        offload_t5: keep umT5 on the CPU and move it to `device` only while encoding.
-        batch_passes: run the guidance passes of a step as one batched forward (default True; falls back to
-            one pass at a time after a CUDA out-of-memory error).
-        loras: LoRAs merged into the DiT after loading.
+        runtime: quantisation, memory mode, attention kernel, compilation and pass batching (`runtime.py`).
+        loras: LoRAs merged into the DiT after loading (before quantisation).
     """
 
     def __init__(
         self,
-        weights: str | Path | W.WeightsLayout,
+        weights: str | Path | WeightsLayout,
         config: str | ModelConfig = "multitalk-14b",
         *,
         device: str | torch.device = "cpu",
-        dtype_policy: str | W.DtypePolicy | None = None,
-        t5_device: str | torch.device | None = None,
-        offload_t5: bool = True,
-        batch_passes: bool = True,
+        dtype_policy: str | DtypePolicy | None = None,
+        runtime: RuntimeOptions | None = None,
         loras: Sequence[LoraSpec] = (),
     ) -> None:
         self.config = get_config(config)
         self.device = torch.device(device)
         self.dtypes = resolve_dtype_policy(dtype_policy, self.device)
-        self.layout = weights if isinstance(weights, W.WeightsLayout) else W.resolve_weights(Path(weights))
+        self.layout = weights if isinstance(weights, WeightsLayout) else resolve_weights(Path(weights))
         self.loras = tuple(loras)
-        self.batch_passes = batch_passes
-        self.offload_t5 = offload_t5 and self.device.type != "cpu"
-        self.t5_home = (
-            torch.device(t5_device)
-            if t5_device is not None
-            else (torch.device("cpu") if self.offload_t5 else self.device)
-        )
+        self.runtime = runtime or RuntimeOptions()
+        self.attention = resolve_backend(self.runtime.attention, self.device)  # chosen once, checked up front
+        self.t5_home = torch.device("cpu")  # umT5 lives on the host ...
+        self.t5_visits = self.device.type != "cpu" and not self.runtime.t5_on_cpu  # ... and visits the device
+        self.block_swap: BlockSwap | None = None
         self._text_cache: OrderedDict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._text_scene: tuple | None = None  # the scene whose prompts `_scene_texts` holds
+        self._scene_texts: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self._scene_cache: OrderedDict[tuple, _SceneState] = OrderedDict()
         self.last_report: ChunkReport | None = None
         self._load()
@@ -430,10 +440,8 @@ class MultiTalkPipeline:
     def _load(self) -> None:
         cfg, layout, dt, dev = self.config, self.layout, self.dtypes, self.device
         self._check_dit_config()
-        self.dit = W.load_dit_weights(W.build_on_meta(lambda: MultiTalkDiT(cfg.dit)), layout, dtype=dt.dit, device=dev)
-        merge_loras(self.dit, self.loras)
-        self.dit.eval().requires_grad_(False)
-        self.vae = W.load_pth_checkpoint(W.build_on_meta(lambda: WanVAE(cfg.vae)), layout.vae, dtype=dt.vae, device=dev)
+        self.dit = self._load_dit()
+        self.vae = load_pth_checkpoint(build_on_meta(lambda: WanVAE(cfg.vae)), layout.vae, dtype=dt.vae, device=dev)
         self.vae.eval().requires_grad_(False)
         self.text_encoder = T5TextEncoder(
             build_umt5_encoder(cfg.t5, layout.t5, dtype=dt.t5, device=self.t5_home),
@@ -444,7 +452,7 @@ class MultiTalkPipeline:
         self.wav2vec = load_wav2vec(layout.wav2vec_dir, dev)
         wav_cfg = self.wav2vec.config
         if (wav_cfg.num_hidden_layers, wav_cfg.hidden_size) != (cfg.dit.audio_blocks, cfg.dit.audio_channels):
-            raise W.WeightsError(
+            raise WeightsError(
                 f"{layout.wav2vec_dir}: wav2vec2 has {wav_cfg.num_hidden_layers} layers x {wav_cfg.hidden_size}, "
                 f"model config {cfg.name!r} expects {cfg.dit.audio_blocks} x {cfg.dit.audio_channels}"
             )
@@ -457,12 +465,41 @@ class MultiTalkPipeline:
             dt.dit,
         )
 
+    def _load_dit(self) -> MultiTalkDiT:
+        """The DiT with its LoRAs merged, quantised and placed as the runtime options say.
+
+        With quantisation or block swap the bf16 weights are loaded on the host and go to the device one block at a
+        time (quantised there, or swapped), so the full bf16 DiT never sits on the device.
+        """
+        cfg, rt, dev = self.config, self.runtime, self.device
+        staged = dev.type != "cpu" and (rt.quantize != "none" or rt.blocks_on_gpu is not None)
+        home = torch.device("cpu") if staged else dev
+        meta = build_on_meta(lambda: MultiTalkDiT(cfg.dit))
+        dit = load_dit_weights(meta, self.layout, dtype=self.dtypes.dit, device=home)
+        merge_loras(dit, self.loras)
+        dit.eval().requires_grad_(False)
+        resident = rt.blocks_on_gpu
+        for name, child in dit.named_children():  # everything but the blocks is small: it stays on the device
+            if name != "blocks":
+                child.to(dev)
+        for name, param in dit.named_parameters(recurse=False):
+            dit._parameters[name] = torch.nn.Parameter(param.to(dev), requires_grad=False)
+        if rt.quantize != "none":
+            quantize_blocks(dit.blocks, rt.quantize, dev, keep=None if resident is None else range(resident))
+        if resident is not None:
+            self.block_swap = BlockSwap(dit.blocks, resident, dev)
+        else:
+            dit.blocks.to(dev)
+        if rt.compile:
+            compile_blocks(dit.blocks)
+        return dit
+
     def _check_dit_config(self) -> None:
         """The release's DiT `config.json` must describe the model config we build."""
         try:
             found = json.loads(self.layout.dit_config.read_text())
         except (OSError, json.JSONDecodeError) as e:
-            raise W.WeightsError(f"{self.layout.dit_config}: unreadable DiT config ({e}); re-download it") from e
+            raise WeightsError(f"{self.layout.dit_config}: unreadable DiT config ({e}); re-download it") from e
         d = self.config.dit
         expected = {
             "dim": d.dim,
@@ -476,7 +513,7 @@ class MultiTalkPipeline:
         }
         wrong = {k: found[k] for k, v in expected.items() if k in found and found[k] != v}
         if wrong:
-            raise W.WeightsError(
+            raise WeightsError(
                 f"{self.layout.dit_config} describes a different DiT ({wrong}) than model config "
                 f"{self.config.name!r} ({ {k: expected[k] for k in wrong} }); pick the matching config"
             )
@@ -501,18 +538,31 @@ class MultiTalkPipeline:
             self._text_cache.move_to_end(key)
             return self._text_cache[key]
         model = self.text_encoder.model
-        if self.offload_t5:
+        if self.t5_visits:
             model.to(self.device)
         try:
             context, context_null = self.text_encoder([prompt, negative])
         finally:
-            if self.offload_t5:
+            if self.t5_visits:
                 model.to(self.t5_home)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()  # give the visit's memory back before the DiT runs
         entry = (context.to(self.device), context_null.to(self.device))
         self._text_cache[key] = entry
         while len(self._text_cache) > TEXT_CACHE_SIZE:
             self._text_cache.popitem(last=False)
         return entry
+
+    def scene_text(self, spec: SceneSpec, negative_prompt: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode_text` for a chunk, keeping every prompt of the current scene: chunks change prompts with the
+        lines' actions (A, B, A, C...), and each distinct one is encoded once per scene however many there are."""
+        scene = (str(spec.image), spec.placements, spec.names, spec.resolution)
+        if self._text_scene != scene:
+            self._text_scene, self._scene_texts = scene, {}
+        key = (spec.prompt, negative_prompt or DEFAULT_NEGATIVE_PROMPT)
+        if key not in self._scene_texts:
+            self._scene_texts[key] = self.encode_text(spec.prompt, negative_prompt)
+        return self._scene_texts[key]
 
     def frame_hw(self, image_hw: tuple[int, int], resolution: str) -> tuple[int, int]:
         """(height, width) of the frames for a reference image of `image_hw` at `resolution`."""
@@ -574,7 +624,7 @@ class MultiTalkPipeline:
             raise ValueError(f"got audio for {len(audio.windows)} persons, the scene has {len(spec.placements)}")
         scene = self._scene(spec)
         negative = spec.negative_prompt or settings.negative_prompt
-        context, context_null = self.encode_text(spec.prompt, negative)
+        context, context_null = self.scene_text(spec, negative)
 
         if chunk.motion_frames == 0:
             cond_frames = scene.reference  # (1, 3, 1, H, W)
@@ -630,10 +680,8 @@ class MultiTalkPipeline:
         if settings.teacache is not None:
             teacache = TeaCache(TeaCacheSettings(threshold=settings.teacache, resolution=resolution), settings.steps)
 
-        def fell_back() -> None:
-            self.batch_passes = False
-
-        denoise = _Denoiser(self.dit, cond, teacache, self.batch_passes, fell_back)
+        select_backend(self.attention, self.device)
+        denoise = _Denoiser(self.dit, cond, teacache, self.runtime.batch_passes)
         latent = sample(
             denoise,
             noise,
@@ -658,7 +706,7 @@ class MultiTalkPipeline:
     @torch.no_grad()
     def decode(self, latent: torch.Tensor, reference: torch.Tensor, strength: float) -> Iterator[torch.Tensor]:
         """Decoded frames (3, H, W) fp32 in [-1, 1], colour-corrected towards `reference`, one at a time."""
-        for block in self.vae.decode_stream(latent[None]):  # (1, 3, 1 or 4, H, W)
+        for block in self.vae.decode_stream(latent[None], tiles=self.runtime.vae_tiles):  # (1, 3, 1 or 4, H, W)
             if strength > 0:
                 block = match_color(block, reference, strength)
             for i in range(block.shape[2]):

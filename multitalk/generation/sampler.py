@@ -8,6 +8,8 @@ Guidance (official MultiTalk `generate()`), per step:
   `v = uncond + s_t * (cond - drop_text) + s_a * (drop_text - uncond)`;
 - 2 passes when s_t == 1 (the distilled-LoRA setting): cond and drop_audio (prompt, zero audio):
   `v = drop_audio + s_a * (cond - drop_audio)`;
+- **ours**: 1 pass when s_t == s_a == 1 (guidance off, a CFG-distilled LoRA): every formula above is then `cond`,
+  so only the cond prediction is computed (the official code still runs 2 forwards a step);
 - optionally APG (adaptive projected guidance): each guidance difference is passed through a momentum
   buffer, clipped to a norm threshold, and only its component orthogonal to the cond prediction is kept
   (plus `eta` times the parallel one): `v = cond + (s - 1) * apg(diff)` per difference.
@@ -125,12 +127,19 @@ class Guidance:
                 raise ValueError(f"guidance {name} must be a finite number, got {value!r}")
 
     @property
+    def one_pass(self) -> bool:
+        """Guidance off (both scales 1, e.g. a CFG-distilled LoRA): every formula reduces to the cond prediction."""
+        return math.isclose(self.text_scale, 1.0) and math.isclose(self.audio_scale, 1.0)
+
+    @property
     def two_pass(self) -> bool:
-        return math.isclose(self.text_scale, 1.0)
+        return math.isclose(self.text_scale, 1.0) and not self.one_pass
 
     @property
     def passes(self) -> tuple[GuidancePass, ...]:
         """The model evaluations of one step, in the official order."""
+        if self.one_pass:
+            return (COND,)
         return (COND, DROP_AUDIO) if self.two_pass else (COND, DROP_TEXT, UNCOND)
 
 
@@ -186,6 +195,8 @@ def guide(preds: torch.Tensor, guidance: Guidance, state: GuidanceState | None =
     if preds.shape[0] != n:
         raise ValueError(f"expected {n} predictions ({[p.name for p in guidance.passes]}), got {preds.shape[0]}")
     preds = preds.float()
+    if guidance.one_pass:
+        return preds[0]
     s_t, s_a = guidance.text_scale, guidance.audio_scale
     if guidance.apg is not None:
         state = state if state is not None else GuidanceState.for_guidance(guidance)

@@ -21,31 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from multitalk.model.chunk_geometry import ChunkGeometry
 from multitalk.timing import SAMPLES_PER_FRAME
 
-FRAME_NUM = 81  # frames per chunk (21 latent frames)
-MOTION_FRAMES = 25  # frames carried from one chunk into the next
-
-
-@dataclass(frozen=True)
-class ChunkGeometry:
-    """Chunk sizes; the real model's by default, smaller ones for tiny test models."""
-
-    frame_num: int = FRAME_NUM
-    motion_frames: int = MOTION_FRAMES
-
-    def __post_init__(self) -> None:
-        if (self.frame_num - 1) % 4 or (self.motion_frames - 1) % 4:
-            raise ValueError(
-                f"frame_num {self.frame_num} and motion_frames {self.motion_frames} must be 1 + 4n (VAE time stride)"
-            )
-        if not 0 < self.motion_frames < self.frame_num:
-            raise ValueError(f"motion_frames {self.motion_frames} must be between 0 and frame_num {self.frame_num}")
-
-    @property
-    def advance(self) -> int:
-        """New frames per later chunk (the audio window moves this far)."""
-        return self.frame_num - self.motion_frames
+DEFAULT_GEOMETRY = ChunkGeometry()  # the released model's 81/25 frames
 
 
 @dataclass(frozen=True)
@@ -87,13 +66,13 @@ class Chunk:
         }
 
 
-def chunk_count(total_frames: int, geometry: ChunkGeometry = ChunkGeometry()) -> int:
+def chunk_count(total_frames: int, geometry: ChunkGeometry = DEFAULT_GEOMETRY) -> int:
     if total_frames <= geometry.frame_num:
         return 1
     return 1 + math.ceil((total_frames - geometry.frame_num) / geometry.advance)
 
 
-def plan_chunks(total_frames: int, geometry: ChunkGeometry = ChunkGeometry()) -> list[Chunk]:
+def plan_chunks(total_frames: int, geometry: ChunkGeometry = DEFAULT_GEOMETRY) -> list[Chunk]:
     """The chunks of an `N`-frame scene; their delivered ranges tile [0, N) exactly."""
     if total_frames < 1:
         raise ValueError(f"a scene needs at least one frame, got {total_frames}")

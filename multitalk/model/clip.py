@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
-from multitalk.model.weights import read_pth_state_dict
+from multitalk.model.checkpoint import read_pth_state_dict
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ wav2vec layers x hidden = DiT audio input, ...), so a config that would fail dee
 
 - `CONFIGS["multitalk-14b"]`: the released model (Wan2.1-I2V-14B-480P + MeiGen-MultiTalk + chinese-wav2vec2-base).
 - `CONFIGS["tiny"]`: the same stack a few thousand times smaller, with 17/5-frame chunks and a small bucket
-  table, for tests and benches on a CPU (`multitalk.model.tiny_release` writes random weights for it in the
+  table, for tests and benches on a CPU (`multitalk.testing.tiny_release` writes random weights for it in the
   official file layout).
 
 References:
@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from multitalk.generation.streaming import ChunkGeometry
 from multitalk.model.buckets import BUCKETS
+from multitalk.model.chunk_geometry import ChunkGeometry
 from multitalk.model.clip import ClipVisualConfig
 from multitalk.model.dit import DiTConfig
 from multitalk.model.t5 import T5EncoderConfig
@@ -148,7 +148,7 @@ class ModelConfig:
 def _multitalk_14b() -> ModelConfig:
     return ModelConfig(
         name="multitalk-14b",
-        dit=DiTConfig.multitalk_14b(),
+        dit=DiTConfig(),  # the defaults are the released DiT: dim 5120, 40 layers x 40 heads
         vae=VAEConfig(),  # dim 96, z 16, dim_mult (1, 2, 4, 4), 2 res blocks
         t5=T5EncoderConfig(),  # umT5-XXL: vocab 256384, dim 4096, 24 layers, 64 heads
         clip=ClipVisualConfig(),  # ViT-H/14 at 224: 257 tokens x 1280, 32 blocks

@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from multitalk.model.attention import attention
@@ -111,30 +112,6 @@ class DiTConfig:
             raise ValueError(f"vae_scale must be at least 2, got {self.vae_scale}")
 
     @classmethod
-    def multitalk_14b(cls) -> DiTConfig:
-        """The released model: Wan2.1-I2V-14B + MeiGen-MultiTalk audio adapter."""
-        return cls(
-            dim=5120,
-            ffn_dim=13824,
-            freq_dim=256,
-            num_heads=40,
-            num_layers=40,
-            in_dim=36,
-            out_dim=16,
-            patch_size=(1, 2, 2),
-            text_dim=4096,
-            text_len=512,
-            eps=1e-6,
-            audio_window=5,
-            audio_blocks=12,
-            audio_channels=768,
-            audio_intermediate_dim=512,
-            audio_output_dim=768,
-            audio_context_tokens=32,
-            vae_scale=4,
-        )
-
-    @classmethod
     def from_official(cls, config: Mapping[str, Any]) -> DiTConfig:
         """Build from an official-style config dict, as recorded in the parity fixtures.
 
@@ -190,9 +167,6 @@ class DiTConfig:
             ),
             ref_attn_head_groups=fixed.get("ref_attn_map_head_groups", defaults.ref_attn_head_groups),
         )
-
-
-CONFIGS: dict[str, DiTConfig] = {"multitalk-14b": DiTConfig.multitalk_14b()}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -419,15 +393,15 @@ class AudioCrossAttention(nn.Module):
         With `q_positions` (B, F*S) and `k_positions` (N_a,) the queries and keys get a 1-D L-RoPE.
         """
         b, seq, dim = x.shape
-        frames, n_audio = audio_tokens.shape[1:3]
+        frames = audio_tokens.shape[1]
         h, d = self.num_heads, self.head_dim
         q = self.q_linear(x).view(b, seq, h, d)  # (B, L, H, D)
-        kv = self.kv_linear(audio_tokens).view(b * frames, n_audio, 2, h, d)  # (B*F, N_a, 2, H, D)
-        k, v = kv[:, :, 0], kv[:, :, 1]  # (B*F, N_a, H, D)
+        kv = self.kv_linear(audio_tokens)  # (B, F, N_a, 2*C)
+        k, v = rearrange(kv, "b f n (two h d) -> two (b f) n h d", two=2, h=h, d=d)  # each (B*F, N_a, H, D)
         if q_positions is not None:
             q = apply_lrope(q, q_positions, self.lrope_base)
             k = apply_lrope(k, k_positions, self.lrope_base)
-        q = q.view(b * frames, seq // frames, h, d)  # (B*F, S, H, D)
+        q = rearrange(q, "b (f s) h d -> (b f) s h d", f=frames)  # (B*F, S, H, D): each frame hears its audio
         out = attention(q, k, v).reshape(b, seq, dim)  # (B, L, C)
         return self.proj(out)
 
@@ -694,8 +668,7 @@ class MultiTalkDiT(nn.Module):
         for persons, indices in sorted(by_persons.items()):
             stacked = torch.cat([audio[i] for i in indices]).to(device=device, dtype=dtype)  # (b*P, T, w, bl, c)
             tokens = self.audio_proj(stacked)  # (b*P, F, M, C_a)
-            tokens = tokens.unflatten(0, (len(indices), persons)).transpose(1, 2)  # (b, F, P, M, C_a)
-            tokens = tokens.flatten(2, 3)  # (b, F, P*M, C_a)
+            tokens = rearrange(tokens, "(b p) f m c -> b f (p m) c", p=persons)  # (b, F, P*M, C_a), person 1 first
             index = torch.tensor(indices, device=device)
             masks = key_positions = None
             if persons == 2:
@@ -758,7 +731,7 @@ class MultiTalkDiT(nn.Module):
         y = y.expand(batch, -1, -1, -1, -1)
         tokens = self.patch_embedding(torch.cat([x, y], dim=1).to(device=device, dtype=dtype))  # (B, C, f, h, w)
         grid = tuple(tokens.shape[2:])
-        tokens = tokens.flatten(2).transpose(1, 2)  # (B, L, C)
+        tokens = rearrange(tokens, "b c f h w -> b (f h w) c")  # (B, L, C)
 
         t = torch.as_tensor(t, device=device).reshape(-1)
         if t.numel() not in (1, batch):
@@ -805,9 +778,10 @@ class MultiTalkDiT(nn.Module):
         f, h, w = inputs.grid
         pf, ph, pw = self.cfg.patch_size
         c = self.cfg.out_dim
-        out = out.view(out.shape[0], f, h, w, pf, ph, pw, c)
-        out = torch.einsum("bfhwpqrc->bcfphqwr", out)
-        return out.reshape(out.shape[0], c, f * pf, h * ph, w * pw).float()
+        out = rearrange(
+            out, "b (f h w) (pf ph pw c) -> b c (f pf) (h ph) (w pw)", f=f, h=h, w=w, pf=pf, ph=ph, pw=pw, c=c
+        )
+        return out.float()
 
     def forward(
         self,

@@ -3,8 +3,14 @@
 A LoRA stores, per adapted layer, a down matrix A (rank, in) and an up matrix B (out, rank), optionally an
 `alpha`; merging adds `scale * (alpha / rank) * B @ A` to the layer's weight (alpha absent: factor 1, which is
 what the official MultiTalk loader does since it ignores alpha). Some files also carry full deltas: `.diff`
-(added to a weight, e.g. norm gains) and `.diff_b` (added to a bias). Convolution LoRAs are merged on the
-flattened kernel.
+(added to a weight, e.g. norm gains), `.diff_b` (added to a bias) and, in the lightx2v step-distill files,
+`blocks.N.diff_m` (added to the block's `modulation` table) and `<parameter>.diff` on a bare parameter
+(`blocks.N.modulation.diff`, `head.modulation.diff`). Convolution LoRAs are merged on the flattened kernel.
+
+Merging touches one layer at a time: that layer's factors are read from the file (safetensors headers give
+every shape up front, so every check runs before the first change), moved to the layer's device, multiplied in
+fp32 and added in place (W += strength * alpha/rank * B @ A, rounded once into W's dtype). No dense delta of the
+whole model ever exists; extra memory is one layer's fp32 delta at most, on the layer's device.
 
 Key formats accepted (all those seen with MultiTalk / Wan 2.1 LoRAs, e.g. the lightx2v and FusionX step-distill
 LoRAs the official `--lora_dir` loads):
@@ -17,7 +23,8 @@ LoRAs the official `--lora_dir` loads):
 - diffusers-native Wan module names (`blocks.0.attn1.to_q`, `attn2.add_k_proj`, `ffn.net.0.proj`,
   `proj_out`, `condition_embedder.*`), renamed to the official ones.
 
-Every key must land on a parameter of the model; otherwise `LoraError` lists the keys that did not.
+Keys that land on no parameter are listed in one warning (with `strict`, a `LoraError`): LoRA files often carry
+text-encoder or other-model keys that are meant to be skipped.
 
 References:
 - Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models" (2021), arXiv:2106.09685.
@@ -29,21 +36,22 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from multitalk.model.weights import fingerprint_files
+from multitalk.model.checkpoint import WeightsError, read_entry, read_pth_state_dict, read_safetensors_header
+from multitalk.model.fingerprint import fingerprint_files
 
 logger = logging.getLogger(__name__)
 
 PREFIXES = ("model.diffusion_model.", "diffusion_model.", "base_model.model.", "transformer.", "pipe.dit.", "model.")
 KOHYA_PREFIX = "lora_unet_"
-# suffix -> role: "down" (A), "up" (B), "alpha", "diff" (weight delta), "diff_b" (bias delta)
+# suffix -> role: "down" (A), "up" (B), "alpha", "diff" (weight delta), "diff_b" (bias delta),
+# "diff_m" (delta of the module's `modulation` parameter)
 SUFFIXES = (
     (".lora_down.weight", "down"),
     (".lora_up.weight", "up"),
@@ -53,6 +61,7 @@ SUFFIXES = (
     (".lora.up.weight", "up"),
     (".alpha", "alpha"),
     (".diff_b", "diff_b"),
+    (".diff_m", "diff_m"),
     (".diff", "diff"),
 )
 # diffusers-native Wan names -> official names (applied to the module path, longest first)
@@ -80,11 +89,12 @@ DIFFUSERS_BLOCK_NAMES = (  # applied in order to "<path>."
     (".ffn.net.0.proj.", ".ffn.0."),
     (".ffn.net.2.", ".ffn.2."),
 )
+MIXED_DTYPE_SLICES = 4  # a non-fp32 layer is merged in this many row slices (bounds the fp32 temporaries)
 _ADAPTER_NAME = re.compile(r"\.(lora_[AB])\.[A-Za-z0-9_]+\.weight$")  # PEFT `.lora_A.<adapter>.weight`
 
 
 class LoraError(ValueError):
-    """A LoRA file does not fit the model (unknown keys, incomplete pairs, wrong shapes)."""
+    """A LoRA file does not fit the model (unknown keys with `strict`, incomplete pairs, wrong shapes)."""
 
 
 @dataclass(frozen=True)
@@ -95,42 +105,72 @@ class LoraSpec:
     scale: float = 1.0
 
     def fingerprint(self) -> dict[str, object]:
-        """Cache-key material: the file's content fingerprint and the scale."""
+        """Cache-key material: the file's content fingerprint and the strength."""
         return {"file": fingerprint_files({Path(self.path).name: Path(self.path)}), "scale": float(self.scale)}
 
 
-@dataclass
-class LoraUpdate:
-    """What one LoRA does to one module."""
+# --------------------------------------------------------------------------------------------------------
+# Reading a LoRA file lazily
 
-    module: str  # official module path, e.g. "blocks.0.self_attn.q"
-    down: torch.Tensor | None = None  # A (rank, in, ...)
-    up: torch.Tensor | None = None  # B (out, rank, ...)
-    alpha: float | None = None
-    diff: torch.Tensor | None = None  # full delta of `weight`
-    diff_b: torch.Tensor | None = None  # full delta of `bias`
-    keys: tuple[str, ...] = ()  # the file keys it came from
 
-    def weight_delta(self, scale: float) -> torch.Tensor | None:
-        """scale * (alpha / rank) * B @ A (+ scale * diff), float32, in the shape of A's input kernel."""
-        delta = None
-        if self.down is not None or self.up is not None:
-            if self.down is None or self.up is None:
-                raise LoraError(f"LoRA keys {list(self.keys)} give only half of a pair (need lora_down/A and up/B)")
-            down, up = self.down.float(), self.up.float()
-            rank = down.shape[0]
-            if up.shape[1] != rank:
-                raise LoraError(f"LoRA keys {list(self.keys)}: up {list(up.shape)} does not match down rank {rank}")
-            factor = scale * (self.alpha / rank if self.alpha is not None else 1.0)
-            delta = factor * (up.flatten(1) @ down.flatten(1))  # (out, in * kernel)
-            delta = delta.reshape(up.shape[0], *down.shape[1:])
-        if self.diff is not None:
-            delta = scale * self.diff.float() if delta is None else delta + scale * self.diff.float()
-        return delta
+class LoraSource:
+    """The tensors of a LoRA, by key: shapes up front, data one tensor at a time."""
+
+    def __init__(self, lora: Mapping[str, torch.Tensor] | Path | str) -> None:
+        self._path: Path | None = None
+        self._tensors: Mapping[str, torch.Tensor] | None = None
+        self._entries = {}
+        if isinstance(lora, str | Path):
+            path = Path(lora)
+            if not path.is_file():
+                raise FileNotFoundError(f"LoRA file {path} not found")
+            if path.suffix == ".safetensors":
+                try:
+                    _, self._entries, _ = read_safetensors_header(path)
+                except WeightsError as e:
+                    raise LoraError(str(e)) from e
+                self._path = path
+            else:
+                try:  # .pt / .pth / .ckpt: memory-mapped, so unread tensors cost no memory
+                    self._tensors = read_pth_state_dict(path)
+                except WeightsError as e:
+                    raise LoraError(str(e)) from e
+        else:
+            self._tensors = lora
+        self.name = str(lora) if isinstance(lora, str | Path) else "the LoRA state dict"
+
+    def keys(self) -> list[str]:
+        return list(self._entries) if self._path is not None else list(self._tensors or {})
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        if self._path is not None:
+            return tuple(self._entries[key].shape)
+        return tuple(self._tensors[key].shape)
+
+    def read(self, key: str) -> torch.Tensor:
+        if self._path is None:
+            return self._tensors[key]
+        with self._path.open("rb", buffering=0) as f:
+            return read_entry(f, self._entries[key], self._path, key)
 
 
 # --------------------------------------------------------------------------------------------------------
 # Key parsing
+
+
+@dataclass
+class LoraUpdate:
+    """What one LoRA does to one module: which file keys give its factors and full deltas."""
+
+    module: str  # official module path, e.g. "blocks.0.self_attn.q"
+    down: str | None = None  # key of A (rank, in, ...)
+    up: str | None = None  # key of B (out, rank, ...)
+    alpha: str | None = None
+    diffs: dict[str, str] = field(default_factory=dict)  # parameter name -> key of its full delta
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(k for k in (self.down, self.up, self.alpha, *self.diffs.values()) if k is not None)
 
 
 def _split_suffix(key: str) -> tuple[str, str] | None:
@@ -141,14 +181,18 @@ def _split_suffix(key: str) -> tuple[str, str] | None:
     return None
 
 
+def _strip_prefix(path: str) -> str:
+    for prefix in PREFIXES:
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+    return path
+
+
 def _official_module_path(path: str, modules: Mapping[str, nn.Module], kohya: Mapping[str, str]) -> str | None:
     """The model's module path for a LoRA module path (any accepted format), or None."""
     if path.startswith(KOHYA_PREFIX):
         return kohya.get(path[len(KOHYA_PREFIX) :].lstrip("_"))
-    for prefix in PREFIXES:
-        if path.startswith(prefix):
-            path = path[len(prefix) :]
-            break
+    path = _strip_prefix(path)
     if path in modules:
         return path
     renamed = path
@@ -163,90 +207,157 @@ def _official_module_path(path: str, modules: Mapping[str, nn.Module], kohya: Ma
     return renamed if renamed in modules else None
 
 
-def parse_lora(state: Mapping[str, torch.Tensor], model: nn.Module) -> list[LoraUpdate]:
-    """Group a LoRA state dict by target module of `model`; raises `LoraError` listing every unmatched key."""
+def _bare_parameter(path: str, model: nn.Module) -> tuple[str, str] | None:
+    """(module path, parameter name) when `path` names a parameter itself (`head.modulation`), else None."""
+    module_path, _, name = _strip_prefix(path).rpartition(".")
+    try:
+        module = model.get_submodule(module_path) if module_path else model
+    except AttributeError:
+        return None
+    return (module_path, name) if isinstance(module._parameters.get(name), torch.Tensor) else None
+
+
+def parse_lora(keys: Iterable[str], model: nn.Module) -> tuple[list[LoraUpdate], list[str]]:
+    """Group LoRA keys by the module of `model` they change: (updates, keys that match nothing)."""
     modules = dict(model.named_modules())
     kohya = {name.replace(".", "_"): name for name in modules if name}
     updates: dict[str, LoraUpdate] = {}
     unmatched: list[str] = []
-    for key, tensor in state.items():
+    for key in keys:
         split = _split_suffix(key)
-        target = _official_module_path(split[0], modules, kohya) if split else None
-        if split is None or target is None:
+        if split is None:
             unmatched.append(key)
             continue
-        role = split[1]
+        path, role = split
+        target = _official_module_path(path, modules, kohya)
+        param = "weight"
+        if target is None and role == "diff":  # `<parameter>.diff`: a delta of a bare parameter
+            bare = _bare_parameter(path, model)
+            if bare is not None:
+                target, param = bare
+        if target is None:
+            unmatched.append(key)
+            continue
         update = updates.setdefault(target, LoraUpdate(target))
-        update.keys = (*update.keys, key)
-        if role == "alpha":
-            update.alpha = float(tensor.float().reshape(-1)[0])
+        if role in ("down", "up", "alpha"):
+            setattr(update, role, key)
         else:
-            setattr(update, role, tensor)
-    if unmatched:
-        shown = ", ".join(repr(k) for k in sorted(unmatched)[:20])
-        more = f" ... ({len(unmatched)} in all)" if len(unmatched) > 20 else ""
-        raise LoraError(
-            f"{len(unmatched)} LoRA key(s) match no layer of the DiT: {shown}{more}. Expected keys like "
-            "'diffusion_model.blocks.0.self_attn.q.lora_down.weight' / '.lora_up.weight', '...lora_A.weight' / "
-            "'...lora_B.weight' (optionally '.alpha'), 'lora_unet_blocks_0_self_attn_q.lora_down.weight', or "
-            "'.diff' / '.diff_b' deltas; is this a LoRA for Wan2.1 / MultiTalk 14B?"
-        )
-    return list(updates.values())
+            param = {"diff": param, "diff_b": "bias", "diff_m": "modulation"}[role]
+            update.diffs[param] = key
+    return list(updates.values()), unmatched
+
+
+def _unmatched_message(unmatched: Sequence[str]) -> str:
+    shown = ", ".join(repr(k) for k in sorted(unmatched)[:20])
+    more = f" ... ({len(unmatched)} in all)" if len(unmatched) > 20 else ""
+    return (
+        f"{len(unmatched)} LoRA key(s) match no layer of the DiT: {shown}{more}. Expected keys like "
+        "'diffusion_model.blocks.0.self_attn.q.lora_down.weight' / '.lora_up.weight', '...lora_A.weight' / "
+        "'...lora_B.weight' (optionally '.alpha'), 'lora_unet_blocks_0_self_attn_q.lora_down.weight', or "
+        "'.diff' / '.diff_b' / '.diff_m' deltas; is this a LoRA for Wan2.1 / MultiTalk 14B?"
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
-# Loading and merging
+# Planning (every check before the first change) and merging
 
 
-def load_lora_state(path: Path) -> dict[str, torch.Tensor]:
-    """A LoRA state dict from `.safetensors` (or a torch `.pt`/`.pth`/`.ckpt` holding a flat dict of tensors)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"LoRA file {path} not found")
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise LoraError(f"{path}: expected a flat dict of tensors, got {type(state).__name__}")
-    return dict(state)
+@dataclass
+class _Planned:
+    param: torch.Tensor
+    name: str
+    low_rank: tuple[str, str, float] | None = None  # (up key, down key, alpha / rank)
+    diff: str | None = None
+
+
+def _param(module: nn.Module, name: str, update: LoraUpdate) -> torch.Tensor:
+    param = module._parameters.get(name)
+    if not isinstance(param, torch.Tensor):
+        raise LoraError(f"LoRA keys {list(update.keys)}: module {update.module!r} has no {name}")
+    return param
+
+
+def _plan(source: LoraSource, model: nn.Module, updates: Sequence[LoraUpdate]) -> list[_Planned]:
+    modules = dict(model.named_modules())
+    planned: list[_Planned] = []
+    for update in updates:
+        module = modules[update.module]
+        if (update.down is None) != (update.up is None):
+            raise LoraError(f"LoRA keys {list(update.keys)} give only half of a pair (need lora_down/A and up/B)")
+        if update.down is not None and update.up is not None:
+            weight = _param(module, "weight", update)
+            down, up = source.shape(update.down), source.shape(update.up)
+            rank = down[0]
+            if len(up) < 2 or up[1] != rank:
+                raise LoraError(f"LoRA keys {list(update.keys)}: up {list(up)} does not match down rank {rank}")
+            out, inner = up[0], 1
+            for s in down[1:]:
+                inner *= s
+            if (out, inner) != (weight.shape[0], weight.numel() // max(weight.shape[0], 1)):
+                raise LoraError(
+                    f"LoRA keys {list(update.keys)} give a delta of shape {[out, *down[1:]]} for "
+                    f"{update.module}.weight of shape {list(weight.shape)}; is it a LoRA for this model size?"
+                )
+            alpha = float(source.read(update.alpha).float().reshape(-1)[0]) if update.alpha else float(rank)
+            planned.append(_Planned(weight, f"{update.module}.weight", low_rank=(update.up, update.down, alpha / rank)))
+        for name, key in update.diffs.items():
+            param = _param(module, name, update)
+            if source.shape(key) != tuple(param.shape):
+                raise LoraError(
+                    f"LoRA key {key!r} gives a delta of shape {list(source.shape(key))} for "
+                    f"{update.module}.{name} of shape {list(param.shape)}; is it a LoRA for this model size?"
+                )
+            planned.append(_Planned(param, f"{update.module}.{name}", diff=key))
+    return planned
 
 
 @torch.no_grad()
-def merge_lora(model: nn.Module, lora: Mapping[str, torch.Tensor] | Path | str, scale: float = 1.0) -> list[str]:
-    """Add a LoRA's deltas to `model`'s weights in place; returns the names of the changed parameters.
+def _apply(source: LoraSource, item: _Planned, strength: float) -> None:
+    """One parameter += its delta, in place on the parameter's device.
 
-    Deltas are computed in float32 and each parameter is updated as `(W.float() + delta).to(W.dtype)`.
-    Nothing is changed when any key does not fit (all checks run before the first update).
+    The product is formed in fp32 (as ComfyUI and the official loader do) and rounded once into the parameter's
+    dtype: fp32 parameters take it straight through `addmm_`, narrower ones get one fp32 layer-sized delta.
     """
-    state = load_lora_state(Path(lora)) if isinstance(lora, str | Path) else lora
-    updates = parse_lora(state, model)
-    modules = dict(model.named_modules())
-    planned: list[tuple[nn.Parameter, torch.Tensor, str]] = []
-    for update in updates:
-        module = modules[update.module]
-        for param_name, delta in (("weight", update.weight_delta(scale)), ("bias", update.diff_b)):
-            if delta is None:
-                continue
-            if param_name == "bias":
-                delta = scale * delta.float()
-            param = getattr(module, param_name, None)
-            if not isinstance(param, torch.Tensor):
-                raise LoraError(f"LoRA keys {list(update.keys)}: module {update.module!r} has no {param_name}")
-            if tuple(delta.shape) != tuple(param.shape):
-                raise LoraError(
-                    f"LoRA keys {list(update.keys)} give a delta of shape {list(delta.shape)} for "
-                    f"{update.module}.{param_name} of shape {list(param.shape)}; is it a LoRA for this model size?"
-                )
-            planned.append((param, delta, f"{update.module}.{param_name}"))
-    for param, delta, _ in planned:
-        param.copy_((param.float() + delta.to(param.device)).to(param.dtype))
-    names = [name for _, _, name in planned]
-    logger.info("merged LoRA into %d parameters (scale %g)", len(names), scale)
+    param = item.param
+    if item.low_rank is not None:
+        up_key, down_key, factor = item.low_rank
+        like = {"device": param.device, "dtype": torch.float32}
+        up = source.read(up_key).to(**like).flatten(1)  # (out, rank)
+        down = source.read(down_key).to(**like).flatten(1)  # (rank, in * kernel)
+        if param.dtype == torch.float32:
+            param.view(param.shape[0], -1).addmm_(up, down, alpha=strength * factor)
+        else:  # a mixed-dtype add makes temporaries the size of its operands: go a quarter of the rows at a time
+            rows = param.view(param.shape[0], -1)
+            step = max(1, -(-rows.shape[0] // MIXED_DTYPE_SLICES))
+            for start in range(0, rows.shape[0], step):
+                rows[start : start + step].add_(torch.mm(up[start : start + step], down), alpha=strength * factor)
+    if item.diff is not None:
+        param.add_(source.read(item.diff).to(device=param.device, dtype=torch.float32), alpha=strength)
+
+
+def merge_lora(
+    model: nn.Module, lora: Mapping[str, torch.Tensor] | Path | str, scale: float = 1.0, *, strict: bool = False
+) -> list[str]:
+    """Add a LoRA's deltas to `model`'s weights in place, one layer at a time; returns the changed parameters.
+
+    Keys that fit no parameter are named in one warning, or raise `LoraError` with `strict`. Nothing is changed
+    when a key that does fit has the wrong shape or half a pair (all checks run before the first update).
+    """
+    source = LoraSource(lora)
+    updates, unmatched = parse_lora(source.keys(), model)
+    if unmatched:
+        if strict:
+            raise LoraError(f"{source.name}: {_unmatched_message(unmatched)}")
+        logger.warning("%s: skipping %s", source.name, _unmatched_message(unmatched))
+    planned = _plan(source, model, updates)
+    for item in planned:
+        _apply(source, item, scale)
+    names = [item.name for item in planned]
+    logger.info("merged LoRA %s into %d parameters (strength %g)", source.name, len(names), scale)
     return names
 
 
-def merge_loras(model: nn.Module, specs: Sequence[LoraSpec]) -> None:
-    """Merge several LoRAs one after the other, each with its own scale."""
+def merge_loras(model: nn.Module, specs: Sequence[LoraSpec], *, strict: bool = False) -> None:
+    """Merge several LoRAs one after the other, each with its own strength."""
     for spec in specs:
-        logger.info("merging LoRA %s (scale %g)", spec.path, spec.scale)
-        merge_lora(model, spec.path, spec.scale)
+        merge_lora(model, spec.path, spec.scale, strict=strict)

@@ -35,8 +35,8 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, UMT5Config, UMT5EncoderModel
 
+from multitalk.model.checkpoint import read_pth_state_dict
 from multitalk.model.text_clean import clean_prompt
-from multitalk.model.weights import read_pth_state_dict
 
 logger = logging.getLogger(__name__)
 

@@ -24,8 +24,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from safetensors.torch import load_file
 from torch import nn
+
+from multitalk.model.vae_tiling import VAETiles, tiled_decode_stream
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +116,12 @@ VAE_CONFIGS: dict[str, VAEConfig] = {
 
 def _frames_to_batch(x: torch.Tensor) -> torch.Tensor:
     """(B, C, T, H, W) -> (B*T, C, H, W), so 2-D layers run per frame."""
-    b, c, t, h, w = x.shape
-    return x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+    return rearrange(x, "b c t h w -> (b t) c h w")
 
 
 def _batch_to_frames(x: torch.Tensor, t: int) -> torch.Tensor:
     """(B*T, C, H, W) -> (B, C, T, H, W)."""
-    bt, c, h, w = x.shape
-    return x.reshape(bt // t, t, c, h, w).permute(0, 2, 1, 3, 4)
+    return rearrange(x, "(b t) c h w -> b c t h w", t=t)
 
 
 def _trailing_frames(x: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
@@ -285,10 +286,9 @@ class Resample(nn.Module):
             # First latent frame: no time step. A zero history makes the next call zero-padded, as officially.
             cache.store(torch.zeros_like(x[:, :, -1:]))
             return x
-        b, c, t, h, w = x.shape
         out = self.time_conv(x, previous)  # (B, 2C, T, H, W)
         cache.store(_trailing_frames(x, previous))
-        return out.reshape(b, 2, c, t, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, c, 2 * t, h, w)
+        return rearrange(out, "b (two c) t h w -> b c (t two) h w", two=2)  # the two halves interleave in time
 
     def _time_downsample(self, x: torch.Tensor, cache: FeatureCache) -> torch.Tensor:
         previous = cache.previous()
@@ -501,16 +501,22 @@ class WanVAE(nn.Module):
         return (mu - mean) * inv_std
 
     @torch.no_grad()
-    def decode_stream(self, latent: torch.Tensor, *, clamp: bool = True) -> Iterator[torch.Tensor]:
+    def decode_stream(
+        self, latent: torch.Tensor, *, clamp: bool = True, tiles: VAETiles | None = None
+    ) -> Iterator[torch.Tensor]:
         """Decodes a normalised latent (B, z_dim, F, h, w) one latent frame at a time.
 
         Yields float32 (B, 3, 1, 8h, 8w) for latent frame 0, then (B, 3, 4, 8h, 8w) per later frame, clamped
         to [-1, 1] unless `clamp` is False. Only one latent frame's activations and the small causal cache are
-        alive at a time, so callers can write frames out as they come.
+        alive at a time, so callers can write frames out as they come. With `tiles`, each latent frame is
+        decoded in overlapping spatial tiles (`vae_tiling.py`), which bounds the activations at 720p.
         """
         self._check_latent(latent)
         mean, inv_std = self._stats()
         z = latent.to(device=self._param.device, dtype=torch.float32) / inv_std + mean  # (B, z, F, h, w)
+        if tiles is not None:
+            yield from tiled_decode_stream(self, z, tiles, clamp)
+            return
         cache = FeatureCache()
         for f in range(z.shape[2]):
             cache.start_chunk()

@@ -231,36 +231,3 @@ def margin_for(model: Wav2Vec2Model) -> int:
     kernels), so a frame reaches kernel // 2 frames back: 64 for chinese-wav2vec2-base.
     """
     return model.config.num_conv_pos_embeddings // 2
-
-
-class AudioEncoder:
-    """A loaded wav2vec2 model with the official whole-track path and the chunked path."""
-
-    def __init__(self, model: Wav2Vec2Model, margin_frames: int = DEFAULT_MARGIN_FRAMES) -> None:
-        self.model = model
-        self.margin_frames = margin_frames
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        model_dir: str | Path,
-        device: str | torch.device = "cpu",
-        margin_frames: int = DEFAULT_MARGIN_FRAMES,
-    ) -> AudioEncoder:
-        return cls(load_wav2vec(model_dir, device), margin_frames)
-
-    @property
-    def num_layers(self) -> int:
-        return self.model.config.num_hidden_layers
-
-    @property
-    def hidden_size(self) -> int:
-        return self.model.config.hidden_size
-
-    def track_features(self, waveform: np.ndarray, normalize_loudness: bool = True) -> torch.Tensor:
-        """Official whole-track features (T_video, layers, hidden)."""
-        return audio_features(self.model, waveform, normalize_loudness)
-
-    def features_for_frames(self, track_16k: np.ndarray, frame_start: int, frame_end: int) -> torch.Tensor:
-        """Chunked features of frames [frame_start, frame_end) of an already loudness-normalised track."""
-        return features_for_frames(self.model, track_16k, frame_start, frame_end, self.margin_frames)

@@ -16,8 +16,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import soundfile as sf
 
-from multitalk.generation.streaming import Chunk, ChunkGeometry
+from multitalk.generation.streaming import Chunk
+from multitalk.model.chunk_geometry import ChunkGeometry
 from multitalk.screenplay.gates import Gates
+from multitalk.screenplay.model_settings import SceneModel
 from multitalk.timing import TRACK_SAMPLE_RATE
 
 
@@ -43,6 +45,7 @@ class SpokenLine:
     start_frame: int
     end_frame: int
     on_screen: bool
+    action: str | None = None  # what the speaker does meanwhile (joins the chunk's prompt; see chunk_prompt.py)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class SceneContext:
     seed: int
     fps: int = 25
     settings: dict[str, Any] = field(default_factory=dict)  # renderer settings (sampling options...)
+    model: SceneModel = field(default_factory=SceneModel)  # model settings of the scene (preset, LoRAs, memory...)
     gates: Gates | None = None  # quality gates of each chunk (multitalk/quality); only `reroll` enters the keys
 
     def read_track_window(self, person_index: int, start_frame: int, end_frame: int) -> np.ndarray:

@@ -19,14 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from multitalk.generation.streaming import Chunk, ChunkGeometry
+from multitalk.audio.subtitles import speaker_label
+from multitalk.generation.streaming import Chunk
 from multitalk.media.colorspace import rgb_to_yuv420, rgb_to_yuv_colour, yuv_planes
+from multitalk.media.fonts import font as text_font
+from multitalk.media.fonts import font_identity
+from multitalk.model.buckets import choose_bucket, cover_crop_geometry
+from multitalk.model.chunk_geometry import ChunkGeometry
 from multitalk.renderers.base import Person, SceneContext, SpokenLine
 from multitalk.timing import SAMPLES_PER_FRAME
 
-VERSION = "preview-1"
+VERSION = "preview-2"  # 2: wide-Unicode font, level bar above the subtitles, one speaker-label rule
 PALETTE = ("#f2a541", "#4cc9f0", "#b5e48c", "#f72585")
 OUTLINE = 5  # px
 METER_WIDTH, METER_HEIGHT = 14, 90  # px
@@ -38,15 +43,9 @@ def _rgb(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
 
-@lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
-
-
 @lru_cache(maxsize=16)
 def _fitted_image(path: Path, mtime_ns: int, width: int, height: int) -> np.ndarray:
     """The scene image resized to cover (width, height) and centre-cropped, uint8 (H, W, 3)."""
-    from multitalk.model.buckets import cover_crop_geometry  # imports torch: only when frames are drawn
 
     with Image.open(path) as opened:
         image = opened.convert("RGB")
@@ -72,10 +71,9 @@ class PreviewRenderer:
         return self._geometry
 
     def identity(self) -> dict[str, Any]:
-        return {"renderer": self.name, "version": VERSION, "font": "pillow-default"}
+        return {"renderer": self.name, "version": VERSION, "font": font_identity()}
 
     def frame_size(self, context: SceneContext) -> tuple[int, int]:
-        from multitalk.model.buckets import choose_bucket  # imports torch: keys and no-op checks need none
 
         with Image.open(context.image) as opened:
             width, height = opened.size
@@ -85,6 +83,7 @@ class PreviewRenderer:
     def chunk_key_material(self, context: SceneContext, chunk: Chunk) -> dict[str, Any]:
         lines = [
             [line.speaker, line.display_name, line.text, line.start_frame, line.end_frame, line.on_screen]
+            + ([line.action] if line.action else [])  # lines without an action keep their earlier key material
             for line in _overlapping(context.lines, chunk.deliver_start, chunk.deliver_end)
         ]
         return {"lines": lines}
@@ -183,26 +182,29 @@ def _compose(
     height, width = base.shape[:2]
     image = Image.fromarray(base)
     draw = ImageDraw.Draw(image, "RGBA")
-    label_font = _font(max(14, height // 28))
+    label_font = text_font(max(14, height // 28))
     speaking = {line.speaker for line in active}
+    actions = {line.speaker: line.action for line in active if line.action}  # the active action, by its speaker
     for person, region, colour in zip(context.persons, regions, colours, strict=True):
         if person.name not in speaking:
             continue
         draw.rectangle(region, outline=colour, width=OUTLINE)
         x0, y0 = region[0] + OUTLINE + 4, region[1] + OUTLINE + 2
-        draw.rectangle((x0 - 4, y0 - 2, x0 + draw.textlength(person.display_name, font=label_font) + 4, y0 + 24),
+        label = person.display_name + (f" — {actions[person.name]}" if person.name in actions else "")
+        draw.rectangle((x0 - 4, y0 - 2, x0 + draw.textlength(label, font=label_font) + 4, y0 + 24),
                        fill=(0, 0, 0, 150))  # fmt: skip
-        draw.text((x0, y0), person.display_name, fill=colour, font=label_font)
-    if active:
-        _subtitles(draw, active, width, height)
+        draw.text((x0, y0), label, fill=colour, font=label_font)
+    subtitled = [line for line in active if line.text]  # a recorded line without a transcript has no subtitle
+    if subtitled:
+        _subtitles(draw, subtitled, width, height)
     return np.asarray(image).copy()
 
 
 def _subtitles(draw: ImageDraw.ImageDraw, active: list[SpokenLine], width: int, height: int) -> None:
-    font = _font(max(14, height // 24))
+    font = text_font(max(14, height // 24))
     rows: list[str] = []
     for line in active:
-        prefix = f"{line.display_name}{'' if line.on_screen else ' (V.O.)'}: "
+        prefix = f"{speaker_label(line.display_name, line.on_screen)}: "  # the same label as the SRT/VTT cues
         wrapped = textwrap.wrap(prefix + line.text, width=max(20, int(width / (font.size * 0.52))))
         rows.extend(wrapped[:3])
     rows = rows[-4:]
@@ -215,6 +217,20 @@ def _subtitles(draw: ImageDraw.ImageDraw, active: list[SpokenLine], width: int, 
         draw.text(((width - text_width) / 2, band_top + row_index * line_height), row, fill="white", font=font)
 
 
+def subtitle_band_top(height: int) -> int:
+    """The highest row the subtitle band (with its 6 px margin) ever reaches: it grows up to SUBTITLE_BAND."""
+    return int(height * (1 - SUBTITLE_BAND)) - 6
+
+
+def meter_box(width: int, height: int, region: tuple[int, int, int, int]) -> tuple[int, int, int]:
+    """(left, top, bottom) of a speaker's level bar: at their region's lower right, always above the subtitles."""
+    _, _, x1, y1 = region
+    left = max(x1 - OUTLINE - METER_WIDTH - 6, 0) // 2 * 2
+    bottom = min(y1 - OUTLINE - 6, height, subtitle_band_top(height) - 4) // 2 * 2
+    top = max(bottom - METER_HEIGHT, 0) // 2 * 2
+    return left, top, bottom
+
+
 def _draw_meter(
     frame: np.ndarray,
     width: int,
@@ -224,10 +240,7 @@ def _draw_meter(
     level: float,
 ) -> None:
     """A vertical level bar at the speaker's region edge, drawn straight into the YUV planes (even-aligned)."""
-    _, _, x1, y1 = region
-    left = max(x1 - OUTLINE - METER_WIDTH - 6, 0) // 2 * 2
-    bottom = min(y1 - OUTLINE - 6, height) // 2 * 2
-    top = max(bottom - METER_HEIGHT, 0) // 2 * 2
+    left, top, bottom = meter_box(width, height, region)
     filled = round(level * (bottom - top) / 2) * 2
     y_plane, u_plane, v_plane = yuv_planes(frame, width, height)
     for plane, empty, full, scale in (

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from multitalk.audio.voice_catalog import voice_problems
 from multitalk.media.probe import ProbeError, media_duration
 from multitalk.screenplay.cast_checks import check_cast
+from multitalk.screenplay.model_settings import LoraSetting
 from multitalk.screenplay.problems import DocPath, Problem
-from multitalk.screenplay.schema import NAME_PATTERN, Line, Placement, Scene, Screenplay
+from multitalk.screenplay.schema import NAME_PATTERN, Character, Line, Placement, Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
 
 MAX_SPEAKERS_ON_SCREEN = 2  # MultiTalk binds at most two audio streams to people in the image
@@ -71,6 +73,8 @@ class _Checker:
                     where,
                     "a coqui voice needs `model:` (a local model folder or an installed Coqui model name)",
                 )
+            else:
+                self.voice(name, character)
             if character.speaker_wav is not None:
                 if character.engine != "coqui":
                     self.report(
@@ -79,6 +83,29 @@ class _Checker:
                     )
                 resolved = self.asset((*where, "speaker_wav"), character.speaker_wav, "speaker_wav")
                 character._speaker_wav_path = resolved
+
+    # --- model ------------------------------------------------------------------------------------------
+    def model_loras(self, loras: list[LoraSetting] | None, where: DocPath) -> None:
+        """Resolve LoRA files: relative paths inside the project folder, absolute ones anywhere (like weights)."""
+        for index, lora in enumerate(loras or []):
+            at: DocPath = (*where, "loras", index, "path")
+            if Path(lora.path).expanduser().is_absolute():
+                resolved = Path(lora.path).expanduser()
+                if not resolved.is_file():
+                    self.report(at, f"LoRA file {lora.path!r} not found")
+                    continue
+                lora._resolved = resolved
+            else:
+                lora._resolved = self.asset(at, lora.path, "LoRA file")
+
+    def voice(self, name: str, character: Character) -> None:
+        """Unknown voices and missing models, located at the field that names them (see voice_catalog)."""
+        if character.engine == "file":
+            return
+        for problem in voice_problems(character, self.project_dir):
+            field = problem.field
+            given = field is not None and (field != "language" or "language" in character.model_fields_set)
+            self.report(("characters", name, field) if given else ("characters", name), problem.message)
 
     # --- scenes -----------------------------------------------------------------------------------------
     def scenes(self) -> None:
@@ -94,6 +121,8 @@ class _Checker:
 
     def scene(self, scene: Scene, where: DocPath) -> None:
         known = list(self.screenplay.characters)
+        if scene.model is not None:
+            self.model_loras(scene.model.loras, (*where, "model"))
         image = self.asset((*where, "image"), scene.image, "image")
         scene._image_path = image
         image_size = self.image_size((*where, "image"), image) if image else None
@@ -142,7 +171,8 @@ class _Checker:
 
     def line_content(self, line: Line, at: DocPath, engine: str | None) -> None:
         if line.text is not None and line.audio is not None:
-            self.report(at, "a line has `text` or a recorded `audio` file, not both")
+            if not line.text.strip():
+                self.report((*at, "text"), "empty transcript; write what the recording says, or remove `text`")
         elif line.audio is None:
             if line.text is None or not line.text.strip():
                 self.report((*at, "text"), "empty text; write what is said, or give a recording as `audio:`")
@@ -232,6 +262,7 @@ class _Checker:
             )
 
     def run(self) -> list[Problem]:
+        self.model_loras(self.screenplay.defaults.model.loras, ("defaults", "model"))
         self.characters()
         self.scenes()
         return self.problems

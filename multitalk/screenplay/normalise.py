@@ -12,7 +12,7 @@ from typing import Any
 from multitalk.screenplay.problems import DocPath, Problem
 from multitalk.screenplay.yaml_source import SourceMap
 
-LINE_FIELDS = ("speaker", "text", "audio", "pause", "overlap", "start")
+LINE_FIELDS = ("speaker", "text", "audio", "trim", "action", "pause", "overlap", "start")
 SIDES = ("left", "right", "center", "auto")
 
 
@@ -115,6 +115,12 @@ def _character(value: Any) -> Any:
     return value
 
 
+def _model(value: str, path: DocPath, source: SourceMap) -> dict:
+    """`model: infinitetalk` is `{family: infinitetalk}`; a bad family is reported where the name was written."""
+    source.positions[(*path, "family")] = source.locate(path)
+    return {"family": value}
+
+
 def normalise_document(data: Any, source: SourceMap) -> tuple[Any, list[Problem]]:
     """Return the canonical document (short forms expanded) and the problems met while expanding."""
     problems: list[Problem] = []
@@ -124,6 +130,9 @@ def normalise_document(data: Any, source: SourceMap) -> tuple[Any, list[Problem]
         )
         return data, problems
     data = dict(data)
+    defaults = data.get("defaults")
+    if isinstance(defaults, dict) and isinstance(defaults.get("model"), str):
+        data["defaults"] = {**defaults, "model": _model(defaults["model"], ("defaults", "model"), source)}
     characters = data.get("characters")
     known: set[str] = set()
     if isinstance(characters, dict):
@@ -135,6 +144,8 @@ def normalise_document(data: Any, source: SourceMap) -> tuple[Any, list[Problem]
         for index, scene in enumerate(scenes):
             if isinstance(scene, dict):
                 scene = dict(scene)
+                if isinstance(scene.get("model"), str):
+                    scene["model"] = _model(scene["model"], ("scenes", index, "model"), source)
                 cast = scene.get("cast")
                 if isinstance(cast, dict):
                     scene["cast"] = {name: _placement(value) for name, value in cast.items()}

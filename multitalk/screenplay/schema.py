@@ -15,10 +15,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from multitalk.screenplay.gates import Gates
+from multitalk.screenplay.model_settings import ModelSettings, SceneModelSettings
 
 Resolution = Literal["480p", "720p"]
 RendererName = Literal["preview", "multitalk"]
-VoiceEngine = Literal["espeak", "coqui", "file"]
+VoiceEngine = Literal["espeak", "piper", "kokoro", "coqui", "file"]
 Side = Literal["left", "right", "center", "auto"]  # center: the whole image (one person alone); auto: a detected face
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
@@ -50,7 +51,8 @@ class Timing(Strict):
     gap: Annotated[float, Field(ge=0)] = 0.3  # between consecutive lines without pause/overlap/start
     lead_in: Annotated[float, Field(ge=0)] = 0.2  # before the first line
     tail: Annotated[float, Field(ge=0)] = 0.6  # after the last line ends
-    trim_db: Annotated[float, Field(le=0)] = -45.0  # leading/trailing silence below this is trimmed from TTS
+    # Leading/trailing silence below this (dBFS) is trimmed from every line; null keeps every line's silence.
+    trim_db: Annotated[float, Field(le=0)] | None = -45.0
 
 
 class Mix(Strict):
@@ -69,6 +71,7 @@ class Defaults(Strict):
     seed: int = 42
     crf: Annotated[int, Field(ge=0, le=51)] = 18
     weights: str | None = None  # folder of the official weights; may lie outside the project
+    model: ModelSettings = ModelSettings()  # which model and how it runs (model_settings.py)
     sampling: Sampling = Sampling()
     timing: Timing = Timing()
     mix: Mix = Mix()
@@ -79,8 +82,9 @@ class Character(Strict):
     """A character: how they sound, and how the preview shows them."""
 
     engine: VoiceEngine = "espeak"
-    voice: str | None = None  # espeak voice/variant ("en-us+f3"), or a Coqui speaker id
-    model: str | None = None  # Coqui model name or local folder
+    voice: str | None = None  # espeak voice/variant ("en-us+f3"), Piper/Kokoro voice name, or a Coqui speaker id
+    model: str | None = None  # Coqui model name or folder, Piper voices folder or .onnx, Kokoro model folder
+    fallback: str | None = None  # espeak voice used where this machine lacks the engine/voice (piper, kokoro, coqui)
     language: str = "en"
     speed: Annotated[float, Field(gt=0.2, le=4)] = 1.0  # 1.0 = the engine's normal rate
     pitch: Annotated[int, Field(ge=0, le=99)] = 50  # espeak pitch
@@ -120,6 +124,8 @@ class Line(Strict):
     speaker: str
     text: str | None = None
     audio: str | None = None  # a recorded line, relative to the screenplay's folder
+    trim: bool = True  # False keeps this line's leading and trailing silence (a recording's lead-in, say)
+    action: str | None = None  # what the speaker does or feels ("laughs and leans back"): joins the video prompt
     pause: Annotated[float, Field(ge=0)] | None = None  # silence before the line (replaces the default gap)
     overlap: Annotated[float, Field(gt=0)] | None = None  # start this long before the previous line ends
     start: Annotated[float, Field(ge=0)] | None = None  # explicit start, seconds from the scene start
@@ -136,10 +142,11 @@ class Scene(Strict):
 
     id: Annotated[str, Field(pattern=SCENE_ID_PATTERN)]
     image: str
-    prompt: str = ""
+    prompt: str = ""  # a template: `{actions}` marks where line actions go (else they follow it); chunk_prompt.py
     cast: dict[str, Placement] = Field(default_factory=dict)
     lines: Annotated[list[Line], Field(min_length=1)]
     seed: int | None = None  # overrides defaults.seed for this scene
+    model: SceneModelSettings | None = None  # overrides parts of defaults.model for this scene
 
     _image_path: Path | None = PrivateAttr(default=None)
 

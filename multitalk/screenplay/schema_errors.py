@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from multitalk.screenplay.model_settings import ModelSettings, SceneModelSettings
 from multitalk.screenplay.problems import DocPath, Problem
 from multitalk.screenplay.schema import Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
@@ -85,6 +86,11 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         model = _model_at(loc)
         allowed = sorted(model.model_fields) if model else []
+        if model is SceneModelSettings and field in ModelSettings.model_fields:
+            return (
+                f"{field!r} is how the whole render uses the machine; set it once under defaults.model "
+                f"(a scene may override: {', '.join(allowed)})"
+            )
         close = difflib.get_close_matches(field, allowed, n=1)
         text = f"unknown key {field!r}"
         if close:

@@ -62,6 +62,8 @@ def key(screenplay: Screenplay, scene: Scene, voice_keys: Sequence[str]) -> str:
     defaults = screenplay.defaults
     lines = [
         {"key": key, "speaker": line.speaker, "pause": line.pause, "overlap": line.overlap, "start": line.start}
+        # A recorded line's transcript is not in its voice key (it does not change the sound) but is subtitled.
+        | ({"transcript": line.text} if line.audio is not None and line.text is not None else {})
         for key, line in zip(voice_keys, scene.lines, strict=True)
     ]
     material = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from multitalk.renderers.base import Person, SceneContext, SpokenLine
+from multitalk.screenplay.model_settings import scene_model
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.stages.align import AlignedScene
 from multitalk.store.keys import content_key, file_digest
@@ -52,6 +53,7 @@ def visual_key(screenplay: Screenplay, scene: Scene) -> str:
 def scene_context(screenplay: Screenplay, scene: Scene, aligned: AlignedScene) -> SceneContext:
     """The renderer's view of one scene, with its conditioning tracks on disk."""
     sampling = screenplay.defaults.sampling
+    model = scene_model(screenplay.defaults.model, sampling, scene.model)  # preset applied to the sampling
     timeline = aligned.timeline()
     lines = tuple(
         SpokenLine(
@@ -61,6 +63,7 @@ def scene_context(screenplay: Screenplay, scene: Scene, aligned: AlignedScene) -
             start_frame=line.start_frame,
             end_frame=line.end_frame,
             on_screen=line.on_screen,
+            action=scene.lines[line.index].action,
         )
         for line in timeline.lines
     )
@@ -75,6 +78,7 @@ def scene_context(screenplay: Screenplay, scene: Scene, aligned: AlignedScene) -
         resolution=screenplay.defaults.resolution,
         seed=scene_seed(screenplay, scene),
         fps=timeline.fps,
-        settings=sampling.model_dump(),
+        settings=dict(model.sampling),
+        model=model,
         gates=screenplay.defaults.gates,
     )

@@ -65,3 +65,18 @@ def test_prefect_api_reachable_or_not(prefect_api: str) -> None:
     assert down.status == WARN and "not reachable" in down.found and "prefect server start" in down.fix
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         assert "ephemeral" in check_prefect_api().found
+
+
+def test_voices_row_counts_each_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.doctor import check_voices
+    from multitalk.audio import piper
+
+    check = check_voices()
+    assert check.found.startswith("espeak ") and "piper " in check.found and "kokoro 0" in check.found
+    espeak_count = int(check.found.split(",")[0].split()[1])
+    assert espeak_count > 50  # espeak-ng's languages
+    if piper.piper_version() is not None and piper.packaged_voices():
+        assert check.status == OK and "piper 1" in check.found
+    monkeypatch.setattr(piper, "piper_version", lambda: None)
+    missing = check_voices()
+    assert missing.status == WARN and "piper 0" in missing.found and "./setup.sh installs piper-tts" in missing.fix

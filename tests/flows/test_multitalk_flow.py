@@ -10,7 +10,7 @@ import pytest
 
 from flows.render_screenplay import render_screenplay
 from multitalk.media.probe import video_facts
-from multitalk.model.tiny_release import write_tiny_release
+from multitalk.testing.tiny_release import write_tiny_release
 from tests.flows.conftest import ASSETS, subprocess_env
 from tests.flows.test_resume import kill_when_chunks
 

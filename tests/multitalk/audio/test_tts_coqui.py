@@ -11,8 +11,10 @@ import pytest
 
 from multitalk.audio import coqui
 from multitalk.audio.audio_io import read_wav
-from multitalk.audio.engine import LINE_SAMPLE_RATE, VoiceError
-from multitalk.audio.line_audio import line_request, line_tts_key_material, synthesise_line
+from multitalk.audio.engine import LINE_SAMPLE_RATE, LineRequest, VoiceError
+from multitalk.audio.line_audio import line_tts_key_material, synthesise_line
+from multitalk.screenplay import ScreenplayError
+from multitalk.screenplay.schema import Character
 from multitalk.store.keys import file_digest
 
 PLAY = """
@@ -24,8 +26,6 @@ characters:
   quick_ben: {engine: coqui, model: MULTI, voice: ben, speed: 2.0}
   nobody: {engine: coqui, model: MULTI, voice: nobody}
   unnamed: {engine: coqui, model: MULTI}
-  named: {engine: coqui, model: tts_models/en/vctk/vits, voice: p225}
-  lost: {engine: coqui, model: models/missing}
 scenes:
   - id: one
     image: scene.png
@@ -37,8 +37,6 @@ scenes:
       - quick_ben: "Hello there, this is a tiny model."
       - nobody: "Hi."
       - unnamed: "Hi."
-      - named: "Hi."
-      - lost: "Hi."
 """
 
 
@@ -91,12 +89,17 @@ def test_unknown_and_missing_speaker_ids_are_explained(play, tmp_path):
         synthesise_line(play, _line(play, "unnamed"), tmp_path / "x.wav")
 
 
+def _request(play, **fields):
+    """A request for a character that `validate` would reject, to test the engine's own message."""
+    return LineRequest("lost", Character(engine="coqui", **fields), "Hi.", None, play.project_dir)
+
+
 def test_missing_named_model_says_where_it_looked_and_how_to_fetch_it(play, tmp_path, monkeypatch):
     monkeypatch.setenv("TTS_HOME", str(tmp_path / "tts-home"))
     with pytest.raises(VoiceError) as caught:
-        coqui.resolve_model(line_request(play, _line(play, "named")))
+        coqui.resolve_model(_request(play, model="tts_models/en/vctk/vits", voice="p225"))
     message = str(caught.value)
-    assert "character 'named': Coqui model 'tts_models/en/vctk/vits' not found" in message
+    assert "character 'lost': Coqui model 'tts_models/en/vctk/vits' not found" in message
     assert str(tmp_path / "tts-home" / "tts" / "tts_models--en--vctk--vits") in message
     assert "never downloaded during a render" in message
     assert "ModelManager().download_model('tts_models/en/vctk/vits')" in message
@@ -104,7 +107,15 @@ def test_missing_named_model_says_where_it_looked_and_how_to_fetch_it(play, tmp_
 
 def test_missing_model_folder_names_the_path(play, tmp_path):
     with pytest.raises(VoiceError, match=r"Coqui model 'models/missing' not found \(looked in .*models/missing\)"):
-        synthesise_line(play, _line(play, "lost"), tmp_path / "x.wav")
+        coqui.resolve_model(_request(play, model="models/missing"))
+
+
+def test_validate_reports_a_missing_model_at_its_field(write_project, tmp_path):
+    with pytest.raises(ScreenplayError) as caught:
+        write_project(PLAY.replace("MULTI", "models/missing"))
+    messages = [str(problem) for problem in caught.value.problems]
+    assert len(messages) == 6  # every character: solo's folder was not copied either
+    assert all("characters." in m and ".model: Coqui model" in m and "not found" in m for m in messages)
 
 
 def test_package_not_installed_names_the_extra(play, monkeypatch):

@@ -21,19 +21,33 @@ from multitalk.generation.pipeline import (
     CARRY_TENSORS,
     ChunkAudio,
     MultiTalkPipeline,
+    OutOfMemoryError,
     SamplingSettings,
     SceneSpec,
     chunk_audio_features,
     read_carry,
     weights_root,
 )
+from multitalk.generation.runtime import RuntimeOptions, compile_blocks
 from multitalk.generation.sampler import chunk_generator, draw_noise, sample, timesteps
 from multitalk.generation.streaming import audio_window, plan_chunks
-from multitalk.model import weights as W
+from multitalk.model.checkpoint import MissingWeightsError, WeightsError
 from multitalk.model.configs import CONFIGS
+from multitalk.model.dtype_policy import DTYPE_POLICIES
 from multitalk.model.lora import LoraSpec
-from multitalk.model.tiny_release import write_tiny_release, write_tiny_scene
+from multitalk.model.release import (
+    DIT_INDEX,
+    MULTITALK_FILE,
+    OFFICIAL_DIT_SHARDS,
+    T5_TOKENIZER,
+    VAE_FILE,
+    WAN_DIR,
+    WAV2VEC_DIR,
+    resolve_weights,
+    weights_fingerprint,
+)
 from multitalk.model.wav2vec import audio_features, window_features
+from multitalk.testing.tiny_release import write_tiny_release, write_tiny_scene
 
 CONFIG = CONFIGS["tiny"]
 TOTAL_FRAMES = 40  # 17/5-frame chunks advance 12 frames: chunks at 0, 12, 24 deliver 17 + 12 + 11 frames
@@ -104,27 +118,27 @@ def uninterrupted(pipeline, scene, tmp_path_factory):
 
 def test_both_layouts_load_through_the_real_loaders(release, tmp_path):
     side = write_tiny_release(tmp_path / "side", CONFIG, layout="side_by_side", seed=0)
-    linked, side_layout = W.resolve_weights(release), W.resolve_weights(side)
+    linked, side_layout = resolve_weights(release), resolve_weights(side)
     assert (linked.kind, side_layout.kind) == ("linked", "side_by_side")
     assert linked.fingerprint() == side_layout.fingerprint()  # same files, different folders
-    assert (release / W.WAN_DIR / f"{W.DIT_INDEX}_old").is_file()  # the official instructions keep it aside
-    assert len(linked.dit_shards) == 8 and W.MULTITALK_FILE in linked.dit_shards  # 7 shards + the adapter
+    assert (release / WAN_DIR / f"{DIT_INDEX}_old").is_file()  # the official instructions keep it aside
+    assert len(linked.dit_shards) == 8 and MULTITALK_FILE in linked.dit_shards  # 7 shards + the adapter
     loaded = MultiTalkPipeline(side, "tiny")
     assert loaded.dit.state_dict().keys() == MultiTalkPipeline(release, "tiny").dit.state_dict().keys()
-    assert loaded.dtypes == W.DTYPE_POLICIES["fp32"] and next(loaded.dit.parameters()).dtype == torch.float32
+    assert loaded.dtypes == DTYPE_POLICIES["fp32"] and next(loaded.dit.parameters()).dtype == torch.float32
 
 
 def test_the_release_is_reproducible(tmp_path, release):
     again = write_tiny_release(tmp_path / "again", CONFIG, seed=0)
     other = write_tiny_release(tmp_path / "other", CONFIG, seed=1)
-    assert W.weights_fingerprint(again) == W.weights_fingerprint(release)
-    assert W.weights_fingerprint(other) != W.weights_fingerprint(release)
+    assert weights_fingerprint(again) == weights_fingerprint(release)
+    assert weights_fingerprint(other) != weights_fingerprint(release)
     with pytest.raises(FileExistsError, match="not empty"):
         write_tiny_release(again, CONFIG)  # never overwrites a weights folder
 
 
 def test_the_tokenizer_loads_offline_with_umt5_ids(release):
-    tokenizer = AutoTokenizer.from_pretrained(str(release / W.WAN_DIR / W.T5_TOKENIZER), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(release / WAN_DIR / T5_TOKENIZER), local_files_only=True)
     assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2)
     batch = tokenizer(["hi 你", "x" * 50], padding="max_length", truncation=True, max_length=12)
     first, second = batch["input_ids"]
@@ -135,24 +149,24 @@ def test_the_tokenizer_loads_offline_with_umt5_ids(release):
 
 def test_missing_weights_name_every_file_and_the_readme_section(tmp_path, monkeypatch):
     root = write_tiny_release(tmp_path / "broken", CONFIG, layout="side_by_side")
-    (root / W.WAN_DIR / W.VAE_FILE).unlink()
-    (root / W.WAN_DIR / W.OFFICIAL_DIT_SHARDS[2]).unlink()
-    (root / W.WAV2VEC_DIR / "config.json").unlink()
-    with pytest.raises(W.MissingWeightsError) as info:
+    (root / WAN_DIR / VAE_FILE).unlink()
+    (root / WAN_DIR / OFFICIAL_DIT_SHARDS[2]).unlink()
+    (root / WAV2VEC_DIR / "config.json").unlink()
+    with pytest.raises(MissingWeightsError) as info:
         MultiTalkPipeline(root, "tiny")
     message = str(info.value)
-    for name in (W.VAE_FILE, W.OFFICIAL_DIT_SHARDS[2], f"{W.WAV2VEC_DIR}/config.json"):
+    for name in (VAE_FILE, OFFICIAL_DIT_SHARDS[2], f"{WAV2VEC_DIR}/config.json"):
         assert name in message
     assert "3 missing" in message and '"Official weights"' in message
     monkeypatch.setenv("MULTITALK_WEIGHTS", str(root))  # read by the CLI and flows only, never by the library
-    with pytest.raises(W.MissingWeightsError, match=r"MULTITALK_WEIGHTS.*Official weights"):
+    with pytest.raises(MissingWeightsError, match=r"MULTITALK_WEIGHTS.*Official weights"):
         weights_root(None)
     assert weights_root(tmp_path) == tmp_path
 
 
 def test_a_release_for_another_model_size_is_refused(release):
     bigger = dataclasses.replace(CONFIG, name="tiny-3", dit=dataclasses.replace(CONFIG.dit, num_layers=3))
-    with pytest.raises(W.WeightsError, match="num_layers"):
+    with pytest.raises(WeightsError, match="num_layers"):
         MultiTalkPipeline(release, bigger)
 
 
@@ -258,11 +272,11 @@ def test_teacache_off_is_exactly_plain_sampling(pipeline, scene):
     noise = draw_noise((16, *cond.y.shape[2:]), generator)
     with torch.no_grad():
         expected = sample(plain, noise, guidance=settings.guidance(), schedule=timesteps(4, 7.0), generator=generator)
-    pipeline.batch_passes = False
+    pipeline.runtime = dataclasses.replace(pipeline.runtime, batch_passes=False)
     try:
         latent = pipeline.sample_latent(cond, spec.seed, 0, settings, "480p")
     finally:
-        pipeline.batch_passes = True
+        pipeline.runtime = dataclasses.replace(pipeline.runtime, batch_passes=True)
     assert torch.equal(latent, expected)
     assert pipeline.last_report.teacache_skipped == 0 and pipeline.last_report.forwards == 4 * 3
 
@@ -298,12 +312,12 @@ def test_two_pass_mode_when_text_guidance_is_one(pipeline, scene, monkeypatch):
 def test_one_pass_at_a_time_matches_the_batched_forward(pipeline, scene):
     cond, spec = _conditions(pipeline, scene, FAST)
     batched = pipeline.sample_latent(cond, spec.seed, 0, FAST, "480p")
-    pipeline.batch_passes = False
+    pipeline.runtime = dataclasses.replace(pipeline.runtime, batch_passes=False)
     try:
         single = pipeline.sample_latent(cond, spec.seed, 0, FAST, "480p")
         assert pipeline.last_report.forwards == STEPS * 3
     finally:
-        pipeline.batch_passes = True
+        pipeline.runtime = dataclasses.replace(pipeline.runtime, batch_passes=True)
     torch.testing.assert_close(single, batched, rtol=1e-5, atol=1e-5)
 
 
@@ -376,3 +390,61 @@ def test_audio_past_the_track_end_is_silence(pipeline, scene):
     ours = chunk_audio_features(pipeline.wav2vec, audio_window(track, start, end), start, chunk.start, 17, 8)
     explicit = chunk_audio_features(pipeline.wav2vec, padded[start * 640 :], start, chunk.start, 17, 8)
     assert torch.equal(ours, explicit)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Runtime options: memory modes, out-of-memory, quantisation, compilation
+
+
+def _first_chunk_latent(pipeline, scene, settings=FAST) -> torch.Tensor:
+    cond, spec = _conditions(pipeline, scene, settings)
+    return pipeline.sample_latent(cond, spec.seed, 0, settings, "480p")
+
+
+@pytest.mark.parametrize(
+    "runtime", [RuntimeOptions(offload="blocks", resident_blocks=1), RuntimeOptions(offload="sequential")]
+)
+def test_block_swap_and_sequential_offload_are_bit_identical_to_resident(release, pipeline, scene, runtime):
+    resident = _first_chunk_latent(pipeline, scene)
+    swapped = MultiTalkPipeline(release, "tiny", runtime=runtime)
+    assert swapped.block_swap is not None
+    latent = _first_chunk_latent(swapped, scene)
+    assert torch.equal(latent, resident)
+    swap = swapped.block_swap
+    assert swap.swapped_indices == tuple(range(runtime.blocks_on_gpu, CONFIG.dit.num_layers))
+    n = len(swap.swapped_indices)
+    assert swap.copies == (STEPS * n + 1 if n > 1 else 1)  # in for every forward, + the next prefetch
+    for index in swap.swapped_indices[1:]:  # between forwards only the first (prefetched) swapped block is loaded
+        assert all(p.numel() == 0 for p in swapped.dit.blocks[index].parameters())
+
+
+def test_out_of_memory_says_what_to_change_and_never_switches_modes(pipeline, scene, monkeypatch):
+    cond, spec = _conditions(pipeline, scene, FAST)
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(pipeline.dit, "prepare", out_of_memory)
+    with pytest.raises(OutOfMemoryError, match=r"3 batched passes.*sequential passes.*offload: blocks.*plan"):
+        pipeline.sample_latent(cond, spec.seed, 0, FAST, "480p")
+    assert pipeline.runtime.batch_passes  # the chosen mode is kept: a resumed render runs the same way
+
+
+@pytest.mark.parametrize(("mode", "tolerance"), [("fp8", 0.12), ("int8", 0.03)])
+def test_quantised_dit_stays_within_the_measured_error(release, pipeline, scene, mode, tolerance):
+    """Relative L2 error of the first chunk's final latent against the fp32 pipeline (bench/RESULTS.md has the
+    figures, bench/quantization_error.py: fp8 7.8e-2, int8 1.6e-2 on this tiny model; tolerance about 1.5-2x)."""
+    pytest.importorskip("torchao", reason="the quant extra (setup.sh installs it)")
+    reference = _first_chunk_latent(pipeline, scene)
+    quantised = MultiTalkPipeline(release, "tiny", runtime=RuntimeOptions(quantize=mode))
+    assert type(quantised.dit.blocks[0].self_attn.q.weight).__name__ in ("Float8Tensor", "Int8Tensor")
+    latent = _first_chunk_latent(quantised, scene)
+    error = ((latent - reference).norm() / reference.norm()).item()
+    assert 0 < error < tolerance, error
+
+
+def test_compiled_blocks_compute_the_same_forward(release, pipeline, scene):
+    compiled = MultiTalkPipeline(release, "tiny")
+    compile_blocks(compiled.dit.blocks, backend="eager")  # the wiring; inductor needs a compiler, tested on a GPU
+    assert all(getattr(block, "_compiled_call_impl", None) is not None for block in compiled.dit.blocks)
+    torch.testing.assert_close(_first_chunk_latent(compiled, scene), _first_chunk_latent(pipeline, scene))

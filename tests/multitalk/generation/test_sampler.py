@@ -168,6 +168,29 @@ def test_full_loop_with_the_dit_matches_official(load_parity, tiny_dit, mode_nam
     assert _max_diff(final, fixture) <= 1e-5 * fixture.abs().max().item()
 
 
+def test_guidance_off_is_one_pass_equal_to_the_cond_prediction(load_parity, tiny_dit):
+    """Both scales 1: one forward a step, and that forward is the multi-pass modes' cond prediction."""
+    meta, tensors = load_parity("sampler_run")
+    guidance = S.Guidance(1.0, 1.0)
+    assert [p.name for p in guidance.passes] == ["cond"]
+    assert [p.name for p in S.Guidance(1.0, 2.0).passes] == ["cond", "drop_audio"]  # audio guidance alone: 2
+    captured: list[torch.Tensor] = []
+    with torch.no_grad():
+        final = S.sample(
+            _dit_denoiser(tiny_dit, tensors, captured), tensors["noise"], meta["steps"], meta["shift"], guidance
+        )
+    assert len(captured) == meta["steps"] and all(out.shape[0] == 1 for out in captured)  # 1 forward, batch 1
+    for mode_name in ("cfg3", "cfg2"):  # step 0 sees the same latent and timestep in every mode
+        cond = tensors[f"{mode_name}.pass_outputs"][0, 0]
+        assert _max_diff(captured[0][0], cond) <= _tol(cond), mode_name
+    ts = S.timesteps(meta["steps"], meta["shift"])
+    x = tensors["noise"]
+    for i, out in enumerate(captured):  # the velocity is the cond prediction itself
+        assert torch.equal(S.guide(out, guidance), out[0].float())
+        x = S.euler_step(x, out[0].float(), ts[i : i + 1], ts[i + 1 : i + 2])
+    assert torch.equal(final, x)
+
+
 # --------------------------------------------------------------------------------------------------------
 # Streaming: motion replacement, condition masks, per-chunk generators
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from multitalk.generation.streaming import ChunkGeometry, audio_window, chunk_count, plan_chunks
+from multitalk.generation.streaming import audio_window, chunk_count, plan_chunks
+from multitalk.model.chunk_geometry import ChunkGeometry
 
 
 @pytest.mark.parametrize("frames", [1, 2, 80, 81, 82, 137, 138, 250, 1000, 1001, 25 * 600 + 7])

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from multitalk.model import rope
+from multitalk.model.configs import get_config
 from multitalk.model.dit import (
     DiTConfig,
     MultiTalkDiT,
@@ -118,7 +119,7 @@ def test_two_persons_need_masks_and_audio_must_fit_the_latent(dit, load_parity):
 def test_real_size_state_dict_has_the_checkpoint_keys(parity_path):
     expected = json.loads((parity_path / "dit_14b_state_dict_shapes.json").read_text())
     with torch.device("meta"):
-        model = MultiTalkDiT(DiTConfig.multitalk_14b())
+        model = MultiTalkDiT(get_config("multitalk-14b").dit)
     got = {key: list(value.shape) for key, value in model.state_dict().items()}
     assert sorted(got) == sorted(expected)
     assert got == {key: list(shape) for key, shape in expected.items()}

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import logging
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 from multitalk.model.configs import CONFIGS
 from multitalk.model.dit import MultiTalkDiT
@@ -127,7 +132,7 @@ def test_full_weight_and_bias_deltas(dit):
     torch.testing.assert_close(dit.head.head.bias, before_bias + 0.25 * d_bias)
 
 
-def test_unmatched_keys_are_named_and_nothing_changes(dit):
+def test_unmatched_keys_are_one_warning_or_with_strict_an_error(dit, caplog):
     before = _params(dit)
     q = dit.blocks[0].self_attn.q.weight
     down, up = _pair(q.shape[0], (q.shape[1],), 6)
@@ -138,11 +143,108 @@ def test_unmatched_keys_are_named_and_nothing_changes(dit):
         "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight": down,  # a text-encoder LoRA key
     }
     with pytest.raises(LoraError) as info:
-        merge_lora(dit, lora)
+        merge_lora(dit, lora, strict=True)
     message = str(info.value)
     assert "2 LoRA key(s)" in message
     assert "blocks.7.self_attn.q.lora_down.weight" in message and "lora_te_text_model" in message
     assert all(torch.equal(before[k], v) for k, v in dit.state_dict().items())
+
+    with caplog.at_level(logging.WARNING, logger="multitalk.model.lora"):
+        changed = merge_lora(dit, lora)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "2 LoRA key(s)" in warnings[0].getMessage()
+    assert "lora_te_text_model" in warnings[0].getMessage()
+    assert changed == ["blocks.0.self_attn.q.weight"]
+    torch.testing.assert_close(
+        dit.blocks[0].self_attn.q.weight, _expected(before["blocks.0.self_attn.q.weight"], down, up, 1.0)
+    )
+
+
+def test_lightx2v_style_file_with_diff_m_and_modulation_diffs(dit, tmp_path):
+    """The lightx2v StepDistill-CfgDistill layout: lora_down/up + alpha, diff / diff_b, blocks.N.diff_m and
+    head.modulation.diff, all under `diffusion_model.`."""
+    before = _params(dit)
+    g = torch.Generator().manual_seed(11)
+    lora: dict[str, torch.Tensor] = {}
+    expected = dict(before)
+    for n in range(2):
+        for name in ("self_attn.q", "cross_attn.k_img", "ffn.2"):
+            w = before[f"blocks.{n}.{name}.weight"]
+            down = torch.randn(RANK, w.shape[1], generator=g)
+            up = torch.randn(w.shape[0], RANK, generator=g)
+            lora[f"diffusion_model.blocks.{n}.{name}.lora_down.weight"] = down
+            lora[f"diffusion_model.blocks.{n}.{name}.lora_up.weight"] = up
+            lora[f"diffusion_model.blocks.{n}.{name}.alpha"] = torch.tensor(8.0)
+            expected[f"blocks.{n}.{name}.weight"] = _expected(w, down, up, 0.75 * 8.0 / RANK)
+            bias = before[f"blocks.{n}.{name}.bias"]
+            lora[f"diffusion_model.blocks.{n}.{name}.diff_b"] = d_b = torch.randn(bias.shape, generator=g)
+            expected[f"blocks.{n}.{name}.bias"] = bias + 0.75 * d_b
+        norm = before[f"blocks.{n}.norm3.weight"]
+        lora[f"diffusion_model.blocks.{n}.norm3.diff"] = d_n = torch.randn(norm.shape, generator=g)
+        expected[f"blocks.{n}.norm3.weight"] = norm + 0.75 * d_n
+        mod = before[f"blocks.{n}.modulation"]
+        lora[f"diffusion_model.blocks.{n}.diff_m"] = d_m = torch.randn(mod.shape, generator=g)
+        expected[f"blocks.{n}.modulation"] = mod + 0.75 * d_m
+    head_mod = before["head.modulation"]
+    lora["diffusion_model.head.modulation.diff"] = d_h = torch.randn(head_mod.shape, generator=g)
+    expected["head.modulation"] = head_mod + 0.75 * d_h
+    path = tmp_path / "lightx2v_rank4.safetensors"
+    save_file(lora, str(path))
+    changed = merge_lora(dit, path, 0.75, strict=True)
+    assert "blocks.1.modulation" in changed and "head.modulation" in changed
+    after = dit.state_dict()
+    for key in before:
+        torch.testing.assert_close(after[key], expected[key], rtol=1e-5, atol=1e-5, msg=key)
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak-RSS accounting")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_merging_needs_about_one_layer_of_extra_memory(tmp_path, dtype):
+    """Peak extra host memory while merging a LoRA over 6 big layers stays <= 1.5 x one layer's (fp32) delta."""
+    size = 1536  # each layer: 1536 x 1536 fp32 = 9 MiB; all deltas together would be 54 MiB
+    model = nn.ModuleDict({f"l{i}": nn.Linear(size, size, bias=False) for i in range(6)}).to(dtype)
+    g = torch.Generator().manual_seed(0)
+    lora = {}
+    for i in range(6):
+        lora[f"diffusion_model.l{i}.lora_down.weight"] = torch.randn(64, size, generator=g)
+        lora[f"diffusion_model.l{i}.lora_up.weight"] = torch.randn(size, 64, generator=g)
+    path = tmp_path / "big.safetensors"
+    save_file(lora, str(path))
+    expected = {
+        f"l{i}": model[f"l{i}"].weight.detach()
+        + lora[f"diffusion_model.l{i}.lora_up.weight"] @ lora[f"diffusion_model.l{i}.lora_down.weight"]
+        for i in range(6)
+    }
+    del lora
+    gc.collect()
+    layer_kib = size * size * 4 // 1024
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak to the current RSS
+    start = _rss_kib("VmRSS")
+    merge_lora(model, path)
+    extra = _rss_kib("VmHWM") - start
+    assert extra <= 1.5 * layer_kib, f"merging took {extra} KiB beyond the model, one layer's delta is {layer_kib} KiB"
+    for name, weight in expected.items():
+        torch.testing.assert_close(model[name].weight.detach(), weight.to(dtype), rtol=1e-4, atol=1e-3)
+
+
+def test_a_torch_pickle_lora_merges_too(dit, tmp_path):
+    q = dit.blocks[1].self_attn.v.weight
+    down, up = _pair(q.shape[0], (q.shape[1],), 12)
+    path = tmp_path / "old.pt"
+    torch.save(
+        {"lora_unet_blocks_1_self_attn_v.lora_down.weight": down, "lora_unet_blocks_1_self_attn_v.lora_up.weight": up},
+        path,
+    )
+    before = q.detach().clone()
+    assert merge_lora(dit, path, strict=True) == ["blocks.1.self_attn.v.weight"]
+    torch.testing.assert_close(dit.blocks[1].self_attn.v.weight, _expected(before, down, up, 1.0))
 
 
 def test_shape_mismatch_and_half_pairs_are_errors(dit):
@@ -174,9 +276,8 @@ def test_merge_from_a_file_and_the_spec_fingerprint(dit, tmp_path):
     torch.testing.assert_close(dit.blocks[0].self_attn.q.weight, _expected(before, down, up, 2.0))
     assert LoraSpec(path, 1.0).fingerprint() != LoraSpec(path, 0.5).fingerprint()
     assert LoraSpec(path, 1.0).fingerprint() == LoraSpec(path, 1.0).fingerprint()
-    assert [u.module for u in parse_lora({"diffusion_model.blocks.0.self_attn.q.lora_A.weight": down}, dit)] == [
-        "blocks.0.self_attn.q"
-    ]
+    updates, unmatched = parse_lora(["diffusion_model.blocks.0.self_attn.q.lora_A.weight"], dit)
+    assert [u.module for u in updates] == ["blocks.0.self_attn.q"] and unmatched == []
 
 
 def test_merge_keeps_a_bf16_parameter_bf16(dit):
@@ -186,6 +287,7 @@ def test_merge_keeps_a_bf16_parameter_bf16(dit):
     before = q.detach().float().clone()
     merge_lora(dit, {"blocks.0.self_attn.q.lora_down.weight": down, "blocks.0.self_attn.q.lora_up.weight": up})
     assert dit.blocks[0].self_attn.q.weight.dtype == torch.bfloat16
+    # formed in fp32, rounded once into bf16
     torch.testing.assert_close(
         dit.blocks[0].self_attn.q.weight.float(), _expected(before, down, up, 1.0).to(torch.bfloat16).float()
     )

@@ -11,7 +11,35 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from multitalk.model import weights as W
+from multitalk.model.checkpoint import (
+    MissingWeightsError,
+    WeightsError,
+    build_on_meta,
+    load_pth_checkpoint,
+    load_safetensors_checkpoint,
+    prefix_map,
+)
+from multitalk.model.dtype_policy import DTYPE_POLICIES, parse_dtype
+from multitalk.model.fingerprint import fingerprint_files
+from multitalk.model.release import (
+    CLIP_FILE,
+    CLIP_TOKENIZER,
+    DIT_CONFIG,
+    DIT_INDEX,
+    MULTITALK_DIR,
+    MULTITALK_FILE,
+    T5_FILE,
+    T5_TOKENIZER,
+    VAE_FILE,
+    WAN_DIR,
+    WAV2VEC_DIR,
+    WAV2VEC_FILES,
+    check_weights,
+    load_dit_weights,
+    missing_files,
+    resolve_weights,
+    weights_fingerprint,
+)
 
 # --------------------------------------------------------------------------------------------------------
 # A tiny model with official-looking key names, and a release written from it
@@ -97,10 +125,10 @@ def _write_dit(state: dict[str, torch.Tensor], wan: Path, adapter_dir: Path, mt_
         name = _shard_name(i, len(halves))
         save_file({k: state[k].contiguous() for k in keys}, str(wan / name))
         weight_map.update(dict.fromkeys(keys, name))
-    (wan / W.DIT_INDEX).write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
-    save_file({k: state[k].contiguous() for k in adapter}, str(adapter_dir / W.MULTITALK_FILE))
-    mt_map = {**weight_map, **dict.fromkeys(adapter, W.MULTITALK_FILE)}
-    (mt_index_dir / W.DIT_INDEX).write_text(json.dumps({"metadata": {"total_size": 0}, "weight_map": mt_map}))
+    (wan / DIT_INDEX).write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    save_file({k: state[k].contiguous() for k in adapter}, str(adapter_dir / MULTITALK_FILE))
+    mt_map = {**weight_map, **dict.fromkeys(adapter, MULTITALK_FILE)}
+    (mt_index_dir / DIT_INDEX).write_text(json.dumps({"metadata": {"total_size": 0}, "weight_map": mt_map}))
 
 
 @pytest.fixture
@@ -119,23 +147,23 @@ def reference() -> dict[str, dict[str, torch.Tensor]]:
 
 def write_release(root: Path, reference: dict, kind: str) -> Path:
     """A tiny release under `root` in the "linked" or "side_by_side" layout."""
-    wan = root / W.WAN_DIR
-    mt = root / W.MULTITALK_DIR
-    w2v = root / W.WAV2VEC_DIR
-    for d in (wan, mt, w2v, wan / W.T5_TOKENIZER, wan / W.CLIP_TOKENIZER):
+    wan = root / WAN_DIR
+    mt = root / MULTITALK_DIR
+    w2v = root / WAV2VEC_DIR
+    for d in (wan, mt, w2v, wan / T5_TOKENIZER, wan / CLIP_TOKENIZER):
         d.mkdir(parents=True, exist_ok=True)
-    (wan / W.DIT_CONFIG).write_text(json.dumps({"dim": 16, "num_layers": 3}))
+    (wan / DIT_CONFIG).write_text(json.dumps({"dim": 16, "num_layers": 3}))
     if kind == "linked":
         _write_dit(reference["dit"], wan, adapter_dir=wan, mt_index_dir=wan)
         shutil.rmtree(mt)
     else:
         _write_dit(reference["dit"], wan, adapter_dir=mt, mt_index_dir=mt)
-    torch.save(reference["vae"], wan / W.VAE_FILE)
-    torch.save(reference["t5"], wan / W.T5_FILE)
-    torch.save(reference["clip"], wan / W.CLIP_FILE)
-    (wan / W.T5_TOKENIZER / "tokenizer.json").write_text("{}")
-    (wan / W.CLIP_TOKENIZER / "tokenizer.json").write_text("{}")
-    for name in W.WAV2VEC_FILES:
+    torch.save(reference["vae"], wan / VAE_FILE)
+    torch.save(reference["t5"], wan / T5_FILE)
+    torch.save(reference["clip"], wan / CLIP_FILE)
+    (wan / T5_TOKENIZER / "tokenizer.json").write_text("{}")
+    (wan / CLIP_TOKENIZER / "tokenizer.json").write_text("{}")
+    for name in WAV2VEC_FILES:
         (w2v / name).write_text("{}")
     (w2v / "pytorch_model.bin").write_bytes(b"\0" * 16)
     return root
@@ -158,25 +186,23 @@ def _assert_loaded(model: nn.Module, state: dict[str, torch.Tensor], dtype: torc
 @pytest.mark.parametrize("policy_name", ["official", "fp32"])
 def test_release_loads_in_both_layouts_with_dtype_policy(tmp_path, reference, kind, policy_name):
     root = write_release(tmp_path, reference, kind)
-    layout = W.resolve_weights(root)
+    layout = resolve_weights(root)
     assert layout.kind == kind
-    assert sorted(layout.dit_shards) == sorted([_shard_name(1, 2), _shard_name(2, 2), W.MULTITALK_FILE])
-    adapter_home = root / (W.WAN_DIR if kind == "linked" else W.MULTITALK_DIR)
-    assert layout.dit_shards[W.MULTITALK_FILE] == adapter_home / W.MULTITALK_FILE
-    assert layout.dit_shards[_shard_name(1, 2)].parent == root / W.WAN_DIR
-    policy = W.DTYPE_POLICIES[policy_name]
+    assert sorted(layout.dit_shards) == sorted([_shard_name(1, 2), _shard_name(2, 2), MULTITALK_FILE])
+    adapter_home = root / (WAN_DIR if kind == "linked" else MULTITALK_DIR)
+    assert layout.dit_shards[MULTITALK_FILE] == adapter_home / MULTITALK_FILE
+    assert layout.dit_shards[_shard_name(1, 2)].parent == root / WAN_DIR
+    policy = DTYPE_POLICIES[policy_name]
 
-    dit = W.load_dit_weights(W.build_on_meta(TinyDiT), layout, dtype=policy.dit)
+    dit = load_dit_weights(build_on_meta(TinyDiT), layout, dtype=policy.dit)
     _assert_loaded(dit, reference["dit"], policy.dit)
     assert all(p.requires_grad for p in dit.parameters())
 
-    vae = W.load_pth_checkpoint(W.build_on_meta(_tiny_vae), layout.vae, dtype=policy.vae)
+    vae = load_pth_checkpoint(build_on_meta(_tiny_vae), layout.vae, dtype=policy.vae)
     _assert_loaded(vae, reference["vae"], policy.vae)
-    t5 = W.load_pth_checkpoint(W.build_on_meta(_tiny_t5), layout.t5, dtype=policy.t5)
+    t5 = load_pth_checkpoint(build_on_meta(_tiny_t5), layout.t5, dtype=policy.t5)
     _assert_loaded(t5, reference["t5"], policy.t5)
-    clip = W.load_pth_checkpoint(
-        W.build_on_meta(_TinyClip), layout.clip, dtype=policy.clip, key_map=W.prefix_map("visual.")
-    )
+    clip = load_pth_checkpoint(build_on_meta(_TinyClip), layout.clip, dtype=policy.clip, key_map=prefix_map("visual."))
     visual = {k.removeprefix("visual."): v for k, v in reference["clip"].items() if k.startswith("visual.")}
     _assert_loaded(clip, visual, policy.clip)
 
@@ -190,35 +216,35 @@ def test_single_safetensors_file_with_key_map(tmp_path):
     tensors |= {"visual.ln.bias": torch.randn(8), "textual.proj": torch.randn(3)}
     path = tmp_path / "clip.safetensors"
     save_file(tensors, str(path))
-    model = W.load_safetensors_checkpoint(
-        W.build_on_meta(_TinyClip), path, dtype=torch.float16, key_map=W.prefix_map("visual.")
+    model = load_safetensors_checkpoint(
+        build_on_meta(_TinyClip), path, dtype=torch.float16, key_map=prefix_map("visual.")
     )
     assert model.ln.bias.dtype == torch.float16
     assert torch.equal(model.conv1.weight, tensors["visual.conv1.weight"].half())
-    with pytest.raises(W.WeightsError, match=r"unexpected tensor 'textual\.proj'"):
-        W.load_safetensors_checkpoint(W.build_on_meta(_TinyClip), path, key_map=lambda k: k.split(".", 1)[1])
+    with pytest.raises(WeightsError, match=r"unexpected tensor 'textual\.proj'"):
+        load_safetensors_checkpoint(build_on_meta(_TinyClip), path, key_map=lambda k: k.split(".", 1)[1])
 
 
 def test_official_dtype_policy_table():
-    p = W.DTYPE_POLICIES["official"]
+    p = DTYPE_POLICIES["official"]
     assert (p.dit, p.vae, p.clip, p.t5) == (torch.bfloat16, torch.float32, torch.float16, torch.bfloat16)
     assert p.with_overrides(dit="fp32", clip=torch.float32).dtype_for("dit") == torch.float32
     assert p.with_overrides(clip="float32").clip == torch.float32
     with pytest.raises(ValueError, match="unknown weights component"):
         p.with_overrides(unet="fp32")
     with pytest.raises(ValueError, match="'fp8'"):
-        W.parse_dtype("fp8")
+        parse_dtype("fp8")
 
 
 def test_dtype_none_keeps_the_meta_models_dtypes(tmp_path, reference):
-    layout = W.resolve_weights(write_release(tmp_path, reference, "side_by_side"))
+    layout = resolve_weights(write_release(tmp_path, reference, "side_by_side"))
 
     def factory() -> nn.Module:
         model = TinyDiT()
         model.head.to(torch.float64)  # a mixed-precision model: the loader must respect it
         return model
 
-    model = W.load_dit_weights(W.build_on_meta(factory), layout, dtype=None)
+    model = load_dit_weights(build_on_meta(factory), layout, dtype=None)
     assert model.head.head.weight.dtype == torch.float64
     assert model.blocks[0].self_attn.q.weight.dtype == torch.float32
     assert torch.equal(model.head.head.weight, reference["dit"]["head.head.weight"].double())
@@ -226,9 +252,9 @@ def test_dtype_none_keeps_the_meta_models_dtypes(tmp_path, reference):
 
 def test_root_may_be_the_wan_folder_itself(tmp_path, reference):
     root = write_release(tmp_path, reference, "linked")
-    layout = W.resolve_weights(root / W.WAN_DIR)
+    layout = resolve_weights(root / WAN_DIR)
     assert layout.kind == "linked"
-    assert layout.wav2vec_dir == root / W.WAV2VEC_DIR
+    assert layout.wav2vec_dir == root / WAV2VEC_DIR
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -237,12 +263,10 @@ def test_root_may_be_the_wan_folder_itself(tmp_path, reference):
 
 def test_missing_shard_names_the_shard_and_the_index(tmp_path, reference):
     root = write_release(tmp_path, reference, "side_by_side")
-    (root / W.WAN_DIR / _shard_name(2, 2)).unlink()
-    index = root / W.MULTITALK_DIR / W.DIT_INDEX
-    with pytest.raises(W.MissingWeightsError) as err:
-        W.load_safetensors_checkpoint(
-            W.build_on_meta(TinyDiT), index, search_dirs=[root / W.MULTITALK_DIR, root / W.WAN_DIR]
-        )
+    (root / WAN_DIR / _shard_name(2, 2)).unlink()
+    index = root / MULTITALK_DIR / DIT_INDEX
+    with pytest.raises(MissingWeightsError) as err:
+        load_safetensors_checkpoint(build_on_meta(TinyDiT), index, search_dirs=[root / MULTITALK_DIR, root / WAN_DIR])
     message = str(err.value)
     assert _shard_name(2, 2) in message
     assert str(index) in message
@@ -250,98 +274,98 @@ def test_missing_shard_names_the_shard_and_the_index(tmp_path, reference):
 
 
 def test_missing_files_one_error_lists_every_file_and_both_layouts(tmp_path):
-    with pytest.raises(W.MissingWeightsError) as err:
-        W.resolve_weights(tmp_path)
+    with pytest.raises(MissingWeightsError) as err:
+        resolve_weights(tmp_path)
     message = str(err.value)
     for name in (
-        W.DIT_INDEX,
-        W.DIT_CONFIG,
-        W.MULTITALK_FILE,
-        W.VAE_FILE,
-        W.T5_FILE,
-        W.CLIP_FILE,
-        W.T5_TOKENIZER,
-        W.CLIP_TOKENIZER,
-        *W.WAV2VEC_FILES,
+        DIT_INDEX,
+        DIT_CONFIG,
+        MULTITALK_FILE,
+        VAE_FILE,
+        T5_FILE,
+        CLIP_FILE,
+        T5_TOKENIZER,
+        CLIP_TOKENIZER,
+        *WAV2VEC_FILES,
         "pytorch_model.bin",
     ):
         assert name in message, name
     assert "linked" in message and "side by side" in message
     assert 'README.md, section "Official weights"' in message
-    statuses = W.check_weights(tmp_path)  # the doctor view: no exception, every file reported
+    statuses = check_weights(tmp_path)  # the doctor view: no exception, every file reported
     assert statuses and not any(s.present for s in statuses)
 
 
 def test_missing_files_lists_exactly_what_is_missing(tmp_path, reference):
     root = write_release(tmp_path, reference, "side_by_side")
-    assert W.missing_files(root) == []
-    assert all(s.present for s in W.check_weights(root))
-    (root / W.WAN_DIR / W.VAE_FILE).unlink()
-    (root / W.WAN_DIR / _shard_name(1, 2)).unlink()
-    (root / W.WAV2VEC_DIR / "pytorch_model.bin").unlink()
-    missing = W.missing_files(root)
-    assert {m.path.name for m in missing} == {W.VAE_FILE, _shard_name(1, 2), "pytorch_model.bin"}
-    with pytest.raises(W.MissingWeightsError) as err:
-        W.resolve_weights(root)
+    assert missing_files(root) == []
+    assert all(s.present for s in check_weights(root))
+    (root / WAN_DIR / VAE_FILE).unlink()
+    (root / WAN_DIR / _shard_name(1, 2)).unlink()
+    (root / WAV2VEC_DIR / "pytorch_model.bin").unlink()
+    missing = missing_files(root)
+    assert {m.path.name for m in missing} == {VAE_FILE, _shard_name(1, 2), "pytorch_model.bin"}
+    with pytest.raises(MissingWeightsError) as err:
+        resolve_weights(root)
     message = str(err.value)
     assert "3 missing" in message
-    assert f"{W.WAN_DIR}/{W.VAE_FILE}" in message
+    assert f"{WAN_DIR}/{VAE_FILE}" in message
     assert _shard_name(1, 2) in message and _shard_name(2, 2) not in message
-    assert W.T5_FILE not in message
+    assert T5_FILE not in message
 
 
 def test_base_wan_index_without_multitalk_is_reported(tmp_path, reference):
     root = write_release(tmp_path, reference, "side_by_side")
-    shutil.rmtree(root / W.MULTITALK_DIR)  # only the Wan release was downloaded
-    missing = W.missing_files(root)
+    shutil.rmtree(root / MULTITALK_DIR)  # only the Wan release was downloaded
+    missing = missing_files(root)
     names = {m.path.name for m in missing}
-    assert names == {W.DIT_INDEX, W.MULTITALK_FILE}
-    index_entry = next(m for m in missing if m.path.name == W.DIT_INDEX)
+    assert names == {DIT_INDEX, MULTITALK_FILE}
+    index_entry = next(m for m in missing if m.path.name == DIT_INDEX)
     assert "base Wan index" in index_entry.note
 
 
 def test_key_errors_name_key_and_shard(tmp_path, reference):
     root = write_release(tmp_path, reference, "linked")
-    layout = W.resolve_weights(root)
+    layout = resolve_weights(root)
 
     class Extra(TinyDiT):
         def __init__(self) -> None:
             super().__init__()
             self.norm_extra = nn.LayerNorm(16)
 
-    with pytest.raises(W.WeightsError, match=r"missing from .*norm_extra\.weight"):
-        W.load_dit_weights(W.build_on_meta(Extra), layout)
+    with pytest.raises(WeightsError, match=r"missing from .*norm_extra\.weight"):
+        load_dit_weights(build_on_meta(Extra), layout)
 
     class Fewer(TinyDiT):
         def __init__(self) -> None:
             super().__init__()
             del self.audio_proj
 
-    with pytest.raises(W.WeightsError, match=r"multitalk\.safetensors: unexpected tensor 'audio_proj\."):
-        W.load_dit_weights(W.build_on_meta(Fewer), layout)
+    with pytest.raises(WeightsError, match=r"multitalk\.safetensors: unexpected tensor 'audio_proj\."):
+        load_dit_weights(build_on_meta(Fewer), layout)
 
-    with pytest.raises(W.WeightsError, match=r"00001-of-00002\.safetensors: tensor '[^']+' has shape .* model expects"):
-        W.load_dit_weights(W.build_on_meta(lambda: TinyDiT(dim=8)), layout)
+    with pytest.raises(WeightsError, match=r"00001-of-00002\.safetensors: tensor '[^']+' has shape .* model expects"):
+        load_dit_weights(build_on_meta(lambda: TinyDiT(dim=8)), layout)
 
 
 def test_non_persistent_meta_buffer_is_reported(tmp_path, reference):
-    layout = W.resolve_weights(write_release(tmp_path, reference, "linked"))
+    layout = resolve_weights(write_release(tmp_path, reference, "linked"))
 
     class WithCache(TinyDiT):
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("rope_cache", torch.zeros(4), persistent=False)
 
-    with pytest.raises(W.WeightsError, match="rope_cache"):
-        W.load_dit_weights(W.build_on_meta(WithCache), layout)
+    with pytest.raises(WeightsError, match="rope_cache"):
+        load_dit_weights(build_on_meta(WithCache), layout)
 
 
 def test_truncated_shard_is_reported(tmp_path, reference):
-    layout = W.resolve_weights(write_release(tmp_path, reference, "linked"))
+    layout = resolve_weights(write_release(tmp_path, reference, "linked"))
     shard = layout.dit_shards[_shard_name(1, 2)]
     shard.write_bytes(shard.read_bytes()[:-10])
-    with pytest.raises(W.WeightsError, match=_shard_name(1, 2)):
-        W.load_dit_weights(W.build_on_meta(TinyDiT), layout)
+    with pytest.raises(WeightsError, match=_shard_name(1, 2)):
+        load_dit_weights(build_on_meta(TinyDiT), layout)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -350,20 +374,20 @@ def test_truncated_shard_is_reported(tmp_path, reference):
 
 def test_fingerprint_stable_for_identical_files_and_sensitive_to_one_tensor(tmp_path, reference):
     root = write_release(tmp_path / "a", reference, "side_by_side")
-    before = W.weights_fingerprint(root, "dit")
-    whole = W.weights_fingerprint(root)
+    before = weights_fingerprint(root, "dit")
+    whole = weights_fingerprint(root)
     write_release(tmp_path / "a", reference, "side_by_side")  # re-written identically (new mtimes)
-    assert W.weights_fingerprint(root, "dit") == before
-    assert W.weights_fingerprint(root) == whole
+    assert weights_fingerprint(root, "dit") == before
+    assert weights_fingerprint(root) == whole
     # Same files in the other layout and another folder: same fingerprint (names are logical, not paths).
     other = write_release(tmp_path / "b", reference, "linked")
-    assert W.weights_fingerprint(other, "dit") == before
+    assert weights_fingerprint(other, "dit") == before
 
     changed = {k: v.clone() for k, v in reference["dit"].items()}
     changed["blocks.1.ffn.0.bias"][3] += 1.0
     write_release(tmp_path / "a", {**reference, "dit": changed}, "side_by_side")
-    assert W.weights_fingerprint(root, "dit") != before
-    assert W.weights_fingerprint(root, "vae") == W.weights_fingerprint(other, "vae")
+    assert weights_fingerprint(root, "dit") != before
+    assert weights_fingerprint(root, "vae") == weights_fingerprint(other, "vae")
 
 
 def test_sampled_fingerprint_of_large_files(tmp_path):
@@ -371,15 +395,15 @@ def test_sampled_fingerprint_of_large_files(tmp_path):
     path = tmp_path / "x.safetensors"
     save_file(big, str(path))
     kwargs = {"full_hash_limit": 1024, "sample_blocks": 8, "sample_block_bytes": 4096}
-    first = W.fingerprint_files([path], **kwargs)
+    first = fingerprint_files([path], **kwargs)
     save_file(big, str(path))
-    assert W.fingerprint_files([path], **kwargs) == first
+    assert fingerprint_files([path], **kwargs) == first
     big["t7"] = big["t7"] + 1.0  # the whole last tensor changes
     save_file(big, str(path))
-    assert W.fingerprint_files([path], **kwargs) != first
+    assert fingerprint_files([path], **kwargs) != first
     big["t0"] = torch.randn(32, 2048)  # same bytes count, new shape: the header differs
     save_file(big, str(path))
-    assert W.fingerprint_files([path], **kwargs) != first
+    assert fingerprint_files([path], **kwargs) != first
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -390,9 +414,9 @@ def test_parity_dit_loads_through_a_sharded_release_and_runs(tmp_path, reference
     dit = pytest.importorskip("multitalk.model.dit")
     meta, state = load_parity("dit_weights")
     root = write_release(tmp_path, {**reference, "dit": state}, "side_by_side")
-    layout = W.resolve_weights(root)
+    layout = resolve_weights(root)
     config = dit.DiTConfig.from_official(meta["config"])
-    model = W.load_dit_weights(W.build_on_meta(lambda: dit.MultiTalkDiT(config)), layout, dtype=torch.float32)
+    model = load_dit_weights(build_on_meta(lambda: dit.MultiTalkDiT(config)), layout, dtype=torch.float32)
     _assert_loaded(model, state, torch.float32)
     assert len(model.state_dict()) == meta["num_keys"]
 

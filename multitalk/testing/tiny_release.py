@@ -40,9 +40,23 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from multitalk.model import weights as W
+from multitalk.model.checkpoint import build_on_meta
 from multitalk.model.configs import CONFIGS, ModelConfig
 from multitalk.model.dit import MultiTalkDiT
+from multitalk.model.release import (
+    CLIP_FILE,
+    CLIP_TOKENIZER,
+    DIT_CONFIG,
+    DIT_INDEX,
+    MULTITALK_DIR,
+    MULTITALK_FILE,
+    OFFICIAL_DIT_SHARDS,
+    T5_FILE,
+    T5_TOKENIZER,
+    VAE_FILE,
+    WAN_DIR,
+    WAV2VEC_DIR,
+)
 from multitalk.model.vae import WanVAE
 
 logger = logging.getLogger(__name__)
@@ -78,7 +92,7 @@ def _random_state(shapes: Mapping[str, tuple[int, ...]], generator: torch.Genera
 
 
 def _meta_shapes(factory) -> dict[str, tuple[int, ...]]:
-    model = W.build_on_meta(factory)
+    model = build_on_meta(factory)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -165,7 +179,7 @@ def _write_dit(
     state = {k: v.to(dtype) for k, v in _random_state(shapes, generator).items()}
     base_keys = [k for k in state if not is_audio_adapter_key(k)]
     adapter_keys = [k for k in state if is_audio_adapter_key(k)]
-    shard_names = W.OFFICIAL_DIT_SHARDS
+    shard_names = OFFICIAL_DIT_SHARDS
     per_shard = -(-len(base_keys) // NUM_SHARDS)
     base_map: dict[str, str] = {}
     for s, name in enumerate(shard_names):
@@ -173,17 +187,17 @@ def _write_dit(
         save_file({k: state[k].contiguous() for k in keys}, str(wan / name), metadata={"format": "pt"})
         base_map.update(dict.fromkeys(keys, name))
     save_file(
-        {k: state[k].contiguous() for k in adapter_keys}, str(adapter_dir / W.MULTITALK_FILE), metadata={"format": "pt"}
+        {k: state[k].contiguous() for k in adapter_keys}, str(adapter_dir / MULTITALK_FILE), metadata={"format": "pt"}
     )
     total = sum(t.numel() * t.element_size() for t in state.values())
     base_index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(base_map.items()))}
-    full_map = {**base_map, **dict.fromkeys(adapter_keys, W.MULTITALK_FILE)}
+    full_map = {**base_map, **dict.fromkeys(adapter_keys, MULTITALK_FILE)}
     multitalk_index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(full_map.items()))}
     if layout == "linked":  # official instructions: keep the base index aside, use MultiTalk's
-        (wan / f"{W.DIT_INDEX}_old").write_text(json.dumps(base_index, indent=2))
+        (wan / f"{DIT_INDEX}_old").write_text(json.dumps(base_index, indent=2))
     else:
-        (wan / W.DIT_INDEX).write_text(json.dumps(base_index, indent=2))
-    (adapter_dir / W.DIT_INDEX).write_text(json.dumps(multitalk_index, indent=2))
+        (wan / DIT_INDEX).write_text(json.dumps(base_index, indent=2))
+    (adapter_dir / DIT_INDEX).write_text(json.dumps(multitalk_index, indent=2))
     d = config.dit
     dit_json = {
         "_class_name": "WanModel",
@@ -199,12 +213,12 @@ def _write_dit(
         "out_dim": d.out_dim,
         "text_len": d.text_len,
     }
-    (wan / W.DIT_CONFIG).write_text(json.dumps(dit_json, indent=2))
+    (wan / DIT_CONFIG).write_text(json.dumps(dit_json, indent=2))
 
 
 def _write_vae(wan: Path, config: ModelConfig, generator: torch.Generator) -> None:
     shapes = _meta_shapes(lambda: WanVAE(config.vae))
-    torch.save(_random_state(shapes, generator), wan / W.VAE_FILE)
+    torch.save(_random_state(shapes, generator), wan / VAE_FILE)
 
 
 def _write_t5(wan: Path, config: ModelConfig, generator: torch.Generator) -> None:
@@ -212,13 +226,13 @@ def _write_t5(wan: Path, config: ModelConfig, generator: torch.Generator) -> Non
     for key, tensor in state.items():
         if key.endswith("pos_embedding.embedding.weight"):
             state[key] = tensor * math.sqrt(config.t5.num_heads)  # a relative-position bias that matters
-    torch.save({k: v.to(torch.bfloat16) for k, v in state.items()}, wan / W.T5_FILE)
-    write_tiny_tokenizer(wan / W.T5_TOKENIZER, config.t5.vocab)
+    torch.save({k: v.to(torch.bfloat16) for k, v in state.items()}, wan / T5_FILE)
+    write_tiny_tokenizer(wan / T5_TOKENIZER, config.t5.vocab)
 
 
 def _write_clip(wan: Path, config: ModelConfig, generator: torch.Generator) -> None:
-    torch.save(_random_state(clip_official_shapes(config), generator), wan / W.CLIP_FILE)
-    folder = wan / W.CLIP_TOKENIZER
+    torch.save(_random_state(clip_official_shapes(config), generator), wan / CLIP_FILE)
+    folder = wan / CLIP_TOKENIZER
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tokenizer_config.json").write_text(
         json.dumps({"tokenizer_class": "XLMRobertaTokenizer", "note": "placeholder; image-to-video never uses it"})
@@ -294,19 +308,19 @@ def write_tiny_release(
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r} (known: {', '.join(LAYOUTS)})")
     root = Path(root)
-    wan = root / W.WAN_DIR
-    for folder in (wan, root / W.MULTITALK_DIR, root / W.WAV2VEC_DIR):
+    wan = root / WAN_DIR
+    for folder in (wan, root / MULTITALK_DIR, root / WAV2VEC_DIR):
         if folder.exists() and any(folder.iterdir()):
             raise FileExistsError(f"{folder} exists and is not empty; write a tiny release into an empty folder")
     wan.mkdir(parents=True, exist_ok=True)
-    adapter_dir = wan if layout == "linked" else root / W.MULTITALK_DIR
+    adapter_dir = wan if layout == "linked" else root / MULTITALK_DIR
     adapter_dir.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(seed)
     _write_dit(wan, adapter_dir, config, generator, dit_dtype, layout)
     _write_vae(wan, config, generator)
     _write_t5(wan, config, generator)
     _write_clip(wan, config, generator)
-    _write_wav2vec(root / W.WAV2VEC_DIR, config, seed)
+    _write_wav2vec(root / WAV2VEC_DIR, config, seed)
     logger.info("tiny %s release (%s layout, seed %d) written under %s", config.name, layout, seed, root)
     return root
 
@@ -354,3 +368,33 @@ def write_tiny_scene(
         sf.write(path, samples.astype(np.float32), 16000, subtype="FLOAT")
         tracks.append(path)
     return TinyScene(image, tuple(tracks), total_frames)
+
+
+def write_tiny_lora(path: Path, config: ModelConfig | str = "tiny", *, rank: int = 2, seed: int = 0) -> Path:
+    """A small random LoRA for the tiny DiT in the lightx2v StepDistill file layout.
+
+    `diffusion_model.` keys with lora_down / lora_up / alpha on every block's attention and FFN linears, `diff_b`
+    bias deltas, `diff` on the norms, `blocks.N.diff_m` and `head.modulation.diff`, all kept small so the model
+    stays well-behaved.
+    """
+    config = CONFIGS[config] if isinstance(config, str) else config
+    g = torch.Generator().manual_seed(seed)
+    with torch.device("meta"):
+        model = MultiTalkDiT(config.dit)
+    state: dict[str, torch.Tensor] = {}
+    for name, module in model.named_modules():
+        if not name.startswith("blocks.") or not isinstance(module, torch.nn.Linear):
+            continue
+        out_f, in_f = module.weight.shape
+        state[f"diffusion_model.{name}.lora_down.weight"] = 0.02 * torch.randn(rank, in_f, generator=g)
+        state[f"diffusion_model.{name}.lora_up.weight"] = 0.02 * torch.randn(out_f, rank, generator=g)
+        state[f"diffusion_model.{name}.alpha"] = torch.tensor(float(rank))
+        state[f"diffusion_model.{name}.diff_b"] = 0.01 * torch.randn(out_f, generator=g)
+    for index, block in enumerate(model.blocks):
+        state[f"diffusion_model.blocks.{index}.norm3.diff"] = 0.01 * torch.randn(block.norm3.weight.shape, generator=g)
+        state[f"diffusion_model.blocks.{index}.diff_m"] = 0.01 * torch.randn(block.modulation.shape, generator=g)
+    state["diffusion_model.head.modulation.diff"] = 0.01 * torch.randn(model.head.modulation.shape, generator=g)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return path
