@@ -116,7 +116,11 @@ def build(
     encode: EncodeSettings,
     on_frame: Callable[[int], None] | None = None,
 ) -> RenderedChunk:
-    """Render one chunk's delivered frames into an H.264 segment; commit segment + carried state."""
+    """Render one chunk's delivered frames into an H.264 segment; commit segment + carried state.
+
+    With quality gates (`defaults.gates`, multitalk/quality/) the entry also holds the chunk's gate scores; in
+    `reroll` mode a failing chunk is rendered again with derived seeds and the kept attempt fills the slot.
+    """
     chunk = planned.chunk
     previous_carry = None
     if planned.previous is not None:
