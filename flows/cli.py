@@ -1,6 +1,7 @@
-"""The `multitalk` command line: validate, render, timeline, plan, cache, server, doctor, voices, import, studio.
+"""The `multitalk` command line: validate, render, timeline, cast, plan, cache, server, doctor, voices, import,
+studio.
 
-Commands that only read a screenplay (validate, timeline) import no Prefect, so authors get answers at once.
+Commands that only read a screenplay (validate, timeline, cast) import no Prefect, so authors get answers at once.
 Rendering runs the same Prefect flow as deployments do, with rich progress bars on top.
 """
 
@@ -54,6 +55,8 @@ def validate(
             text = " ".join(str(error).split())
             console.print(f"{file}: validate failed ({type(error).__name__}: {text}); please report it", markup=False)
             continue
+        for warning in screenplay.warnings:
+            console.print(f"warning: {warning}", markup=False, soft_wrap=True)
         lines = sum(len(scene.lines) for scene in screenplay.scenes)
         console.print(f"ok: {file} ({len(screenplay.scenes)} scenes, {lines} lines)", markup=False, soft_wrap=True)
         _fallback_notes(screenplay)
@@ -161,6 +164,15 @@ def render(
     for line in clip_lines(manifest, partial=bool(scenes)):
         console.print(line, markup=False, soft_wrap=True)
 
+    gates = manifest.get("gates") or {}
+    if gates.get("chunks_gated"):
+        console.print(
+            f"gates: {gates['chunks_gated']} chunks checked; re-rolled: {', '.join(gates['rerolled']) or 'none'}; "
+            f"still failing: {', '.join(gates['failing']) or 'none'}",
+            markup=False,
+            soft_wrap=True,
+        )
+
 
 def clip_lines(manifest: dict, *, partial: bool) -> list[str]:
     """Where the render's videos are: the final video, and each scene's clip when only some scenes were asked for."""
@@ -217,6 +229,52 @@ def timeline(
     draw_timeline(screenplay, timelines, target)
     seconds = sum(t.duration for t in timelines.values())
     console.print(f"{target} ({len(timelines)} scenes, {seconds:.1f}s)", markup=False, soft_wrap=True)
+
+
+@app.command()
+def cast(
+    file: Path = typer.Argument(..., help="Screenplay YAML file."),  # noqa: B008
+    outputs: Path = typer.Option(None, "--outputs", "-o", help="Outputs root (default: ./outputs)."),  # noqa: B008
+    out: Path = typer.Option(None, "--out", help="Folder for the pictures (default: outputs/<name>/cast)."),  # noqa: B008
+) -> None:
+    """Draw each scene's cast: the faces found, every speaker's region and the model's latent-grid masks."""
+    from flows.settings import default_outputs
+    from multitalk.vision.cast_picture import draw_cast
+    from multitalk.vision.faces import FaceModelsMissing, detect_faces_in_file
+
+    try:
+        screenplay = load_screenplay(file)
+    except ScreenplayError as error:
+        for problem in error.problems:
+            console.print(str(problem), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    for warning in screenplay.warnings:
+        console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+    folder = out or (outputs or default_outputs()) / screenplay.slug / "cast"
+    for scene in screenplay.scenes:
+        names = scene.on_screen_speakers()
+        placements = [scene.cast[name].bbox or scene.cast[name].side for name in names]
+        placements = [None if p == "center" else p for p in placements]
+        try:
+            faces = detect_faces_in_file(scene.image_path)
+        except FaceModelsMissing as error:
+            console.print(f"warning: {error}", markup=False, soft_wrap=True)
+            faces = []
+        colours = [screenplay.characters[name].color for name in names]
+        picture = draw_cast(
+            scene.image_path,
+            names,
+            placements,
+            faces,
+            screenplay.defaults.resolution,
+            folder / f"{scene.id}.png",
+            colours,
+        )
+        where = ", ".join(
+            f"{name} [{', '.join(f'{v:g}' for v in p)}]" if isinstance(p, list) else f"{name} {p or 'center'}"
+            for name, p in zip(names, placements, strict=True)
+        )
+        console.print(f"{picture}: {len(faces)} faces; {where or 'no one on screen'}", markup=False, soft_wrap=True)
 
 
 def _up_to_date(

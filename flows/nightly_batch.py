@@ -44,6 +44,8 @@ class BatchRow:
     video_seconds: float = 0.0
     wall_seconds: float = 0.0
     video: str = ""
+    rerolled: str = ""  # quality gates: chunks rendered again ("scene#index, ...")
+    failing_gates: str = ""  # chunks that still fail a gate after their attempts
     problems: list[str] = field(default_factory=list)
 
     def table_row(self) -> dict[str, Any]:
@@ -106,6 +108,8 @@ def render_one(path: Path, options: dict[str, Any], retries: int, retry_delay_se
         row.chunks_rendered, row.chunks_cached = totals["chunks_rendered"], totals["chunks_cached"]
         row.video_seconds = totals["seconds"]
         row.video = outcome["video"] or ""
+        gates = outcome.get("gates") or {}
+        row.rerolled, row.failing_gates = ", ".join(gates.get("rerolled", [])), ", ".join(gates.get("failing", []))
         return row
     if isinstance(outcome, ScreenplayError):  # problems only the timeline can see (real audio durations)
         row.status, row.problems = INVALID, [str(problem) for problem in outcome.problems]
@@ -165,6 +169,8 @@ def nightly_batch(
         "screenplays": len(rows),
         **counts,
         "video_seconds": round(sum(row.video_seconds for row in rows), 2),
+        "chunks_rerolled": sum(len(row.rerolled.split(", ")) for row in rows if row.rerolled),
+        "chunks_failing_gates": sum(len(row.failing_gates.split(", ")) for row in rows if row.failing_gates),
         "wall_seconds": round(time.monotonic() - started, 2),
         "rows": [row.table_row() for row in rows],
     }
@@ -173,7 +179,8 @@ def nightly_batch(
         key="nightly-batch",
         description=(
             f"{len(rows)} screenplays: {counts[RENDERED]} rendered, {counts[CACHED]} up to date, "
-            f"{counts[INVALID]} invalid, {counts[FAILED]} failed"
+            f"{counts[INVALID]} invalid, {counts[FAILED]} failed; {summary['chunks_rerolled']} chunks re-rolled, "
+            f"{summary['chunks_failing_gates']} still failing their quality gates"
         ),
     )
     create_markdown_artifact(markdown=problems_report(rows), key="nightly-batch-problems", description="batch problems")

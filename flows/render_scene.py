@@ -103,7 +103,7 @@ def render_scene_video(
         family=scene_family(screenplay, scene),
     )
     plan = video_plan(screenplay, scene, aligned, renderer, settings.encode)
-    invalidate_forced(store, settings, Stage.CHUNK, plan.chunk_keys)
+    invalidate_forced(store, settings, Stage.CHUNK, plan.forced_chunk_keys)
     invalidate_forced(store, settings, Stage.CLIP, [plan.clip_key])
     total = len(plan.chunks)
     emit(ProgressEvent("scene-planned", scene.id, chunks_total=total, frames=aligned.frames))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from multitalk.quality.report import gates_markdown
+
 
 def screenplay_report(manifest: dict[str, Any]) -> str:
     """Markdown for the Prefect UI: what was rendered, what came from the cache, where the files are."""
@@ -31,4 +33,5 @@ def screenplay_report(manifest: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
         *rows,
     ]
-    return "\n".join(lines) + "\n"
+    gates = gates_markdown(manifest.get("gates") or {})
+    return "\n".join(lines) + "\n" + ("\n" + gates if gates else "")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from multitalk.audio.timeline_plot import draw_timeline
+from multitalk.quality.report import gates_report
 from multitalk.screenplay.output_names import inside
 from multitalk.screenplay.schema import Screenplay
 from multitalk.stages.align import AlignedScene
@@ -149,6 +150,8 @@ def publish_outputs(
             "wall_seconds": round(wall_seconds, 3),
         },
         "keys": referenced_keys(scenes, final_video),
+        # Quality gates: per chunk scores and attempts, re-rolled and failing chunks (multitalk/quality/report.py).
+        "gates": gates_report(settings.store, [(row.scene_id, row.chunk_keys) for row in rows]),
     }
     with contextlib.suppress(FileNotFoundError):
         previous = (out / MANIFEST).read_bytes()

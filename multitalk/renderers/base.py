@@ -18,6 +18,7 @@ import soundfile as sf
 
 from multitalk.generation.streaming import Chunk
 from multitalk.model.chunk_geometry import ChunkGeometry
+from multitalk.screenplay.gates import Gates
 from multitalk.screenplay.model_settings import SceneModel
 from multitalk.timing import TRACK_SAMPLE_RATE
 
@@ -64,6 +65,7 @@ class SceneContext:
     settings: dict[str, Any] = field(default_factory=dict)  # renderer settings (sampling options...)
     model: SceneModel = field(default_factory=SceneModel)  # model settings of the scene (preset, LoRAs, memory...)
     video: Path | None = None  # a recorded take to re-voice (InfiniteTalk dubbing); `image` is then unused
+    gates: Gates | None = None  # quality gates of each chunk (multitalk/quality); only `reroll` enters the keys
 
     def read_track_window(self, person_index: int, start_frame: int, end_frame: int) -> np.ndarray:
         """Samples of one person's track for frames [start, end) (16 kHz), silence outside the track."""

@@ -5,7 +5,9 @@ geometry."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 from multitalk.distributed.device_groups import GROUP_SEPARATOR
 from multitalk.model.configs import geometry_for_family
@@ -35,6 +37,32 @@ def renderer_for(
             renderer = _make(name, device, weights, model, family)
             _renderers[key] = renderer
         return renderer
+
+
+@contextlib.contextmanager
+def provided(
+    name: str,
+    device: str,
+    renderer: Renderer,
+    *,
+    weights: str | None = None,
+    model: str = "multitalk-14b",
+    family: str = "multitalk",
+) -> Iterator[Renderer]:
+    """Within the block, `renderer_for(name, device, ...)` returns `renderer`: a program embedding the pipeline,
+    or a test, supplies its own renderer object under one of the known names. The previous one is restored after."""
+    key = (name, weights, model, device, family)
+    with _lock:
+        before = _renderers.get(key)
+        _renderers[key] = renderer
+    try:
+        yield renderer
+    finally:
+        with _lock:
+            if before is None:
+                _renderers.pop(key, None)
+            else:
+                _renderers[key] = before
 
 
 def scene_family(screenplay: Screenplay, scene: Scene) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from multitalk.audio.voice_catalog import voice_problems
 from multitalk.media.probe import ProbeError, probe
 from multitalk.screenplay import limits
+from multitalk.screenplay.cast_checks import check_cast
 from multitalk.screenplay.media_checks import ImageFacts, MediaProblem, check_image, check_recording
 from multitalk.screenplay.model_settings import LoraSetting
 from multitalk.screenplay.problems import DocPath, Problem
@@ -151,6 +152,10 @@ class _Checker:
                     f"unknown character {name!r} in cast (known: {', '.join(known)}){_did_you_mean(name, known)}",
                 )
         self.lines(scene, where)
+        if scene.video is None and image is not None and image_size is not None:  # `auto` places become boxes
+            cast = check_cast(scene, where, image, image_size, self.screenplay.defaults.resolution, self.source)
+            self.problems += cast.problems
+            self.screenplay.warnings.extend(cast.warnings)
         self.placements(scene, where, image_size)
 
     def video_size(self, path: DocPath, video: Path, scene: Scene) -> tuple[int, int] | None:
@@ -281,6 +286,8 @@ class _Checker:
         if placement.side is not None and placement.bbox is not None:
             self.report(at, f"give {name!r} a side or a bbox, not both")
             return
+        if placement.side == "auto":
+            return  # unresolved only when the image is unreadable, which is reported already
         if placement.side == "center" and not alone:
             self.report(at, f"{name!r} is 'center' (the whole image), which only works with one person in cast")
         if placement.bbox is None:
@@ -302,6 +309,8 @@ class _Checker:
 
     def pair(self, scene: Scene, where: DocPath, speakers: list[str], image_size: tuple[int, int] | None) -> None:
         a, b = (scene.cast[name] for name in speakers)
+        if "auto" in (a.side, b.side):
+            return
         if a.side is not None and a.side == b.side and a.side != "center":
             self.report(
                 (*where, "cast", speakers[1]),

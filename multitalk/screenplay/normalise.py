@@ -13,7 +13,7 @@ from multitalk.screenplay.problems import DocPath, Problem
 from multitalk.screenplay.yaml_source import SourceMap
 
 LINE_FIELDS = ("speaker", "text", "audio", "trim", "action", "pause", "overlap", "start")
-SIDES = ("left", "right", "center")
+SIDES = ("left", "right", "center", "auto")
 
 
 def _move(source: SourceMap, old: DocPath, new: DocPath) -> None:
@@ -76,19 +76,18 @@ def _expand_line(item: Any, path: DocPath, source: SourceMap, problems: list[Pro
 
 
 def _default_cast(lines: list[Any], known: set[str], path: DocPath, source: SourceMap, problems: list[Problem]) -> dict:
-    """Without `cast`, everyone who speaks is on screen: one person fills the image, two stand left and right.
+    """Without `cast`, everyone who speaks is on screen, placed on the faces found in the image (`auto`).
 
-    Unknown speakers are left out here; the checks report them where their lines are.
+    The checks fall back to the old layout (one person fills the image, two stand left and right) when the
+    faces do not match the speakers. Unknown speakers are left out here; the checks report them where their lines are.
     """
     speakers: list[str] = []
     for line in lines:
         speaker = line.get("speaker") if isinstance(line, dict) else None
         if speaker in known and speaker not in speakers:
             speakers.append(speaker)
-    if len(speakers) == 1:
-        return {speakers[0]: {"side": "center"}}
-    if len(speakers) == 2:
-        return {speakers[0]: {"side": "left"}, speakers[1]: {"side": "right"}}
+    if len(speakers) in (1, 2):
+        return {speaker: {"side": "auto"} for speaker in speakers}
     if len(speakers) > 2:
         problems.append(
             source.problem(

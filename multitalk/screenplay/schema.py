@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from multitalk.screenplay import limits
+from multitalk.screenplay.gates import Gates
 from multitalk.screenplay.model_settings import ModelSettings, SceneModelSettings
 from multitalk.screenplay.output_names import safe_name
 from multitalk.screenplay.yaml_source import SourceMap
@@ -22,7 +23,7 @@ from multitalk.screenplay.yaml_source import SourceMap
 Resolution = Literal["480p", "720p"]
 RendererName = Literal["preview", "multitalk"]
 VoiceEngine = Literal["espeak", "piper", "kokoro", "coqui", "file"]
-Side = Literal["left", "right", "center"]  # center: the whole image (one person alone)
+Side = Literal["left", "right", "center", "auto"]  # center: the whole image (one person alone); auto: a detected face
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 SCENE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
@@ -90,6 +91,7 @@ class Defaults(Strict):
     sampling: Sampling = Sampling()
     timing: Timing = Timing()
     mix: Mix = Mix()
+    gates: Gates = Gates()  # per-chunk quality checks and re-rolls (multitalk/screenplay/gates.py)
 
 
 class Character(Strict):
@@ -205,6 +207,12 @@ class Screenplay(Strict):
 
     _source_file: Path | None = PrivateAttr(default=None)
     _source_map: SourceMap | None = PrivateAttr(default=None)  # where each part was written, for later errors
+    _warnings: list = PrivateAttr(default_factory=list)  # Problems that do not stop a render (checks.py)
+
+    @property
+    def warnings(self) -> list:
+        """What validation found doubtful but renderable (a box with no face...), located like problems."""
+        return self._warnings
 
     @property
     def source_file(self) -> Path:

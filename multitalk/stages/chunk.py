@@ -21,10 +21,11 @@ import numpy as np
 
 from multitalk.generation.streaming import Chunk, plan_chunks
 from multitalk.media.video_writer import EncodeSettings, SegmentWriter
+from multitalk.quality import policy
 from multitalk.renderers.base import Renderer, SceneContext
 from multitalk.stages.stage import Stage
 from multitalk.store.keys import array_digest, content_key
-from multitalk.store.store import Entry, Store
+from multitalk.store.store import ENTRY_FILE, Entry, Store
 
 STAGE = Stage.CHUNK
 VERSION = "1"
@@ -85,6 +86,9 @@ def key(
         "extra": renderer.chunk_key_material(context, chunk),
         "previous": previous,
     }
+    gates = policy.key_material(renderer, context)  # quality gates: only `reroll` mode changes the frames kept
+    if gates is not None:
+        material["gates"] = gates
     return content_key(STAGE, VERSION, material)
 
 
@@ -112,7 +116,11 @@ def build(
     encode: EncodeSettings,
     on_frame: Callable[[int], None] | None = None,
 ) -> RenderedChunk:
-    """Render one chunk's delivered frames into an H.264 segment; commit segment + carried state."""
+    """Render one chunk's delivered frames into an H.264 segment; commit segment + carried state.
+
+    With quality gates (`defaults.gates`, multitalk/quality/) the entry also holds the chunk's gate scores; in
+    `reroll` mode a failing chunk is rendered again with derived seeds and the kept attempt fills the slot.
+    """
     chunk = planned.chunk
     previous_carry = None
     if planned.previous is not None:
@@ -123,15 +131,47 @@ def build(
                 f"{chunk.index} has no motion frames to continue from; re-run to render it again"
             )
         previous_carry = previous.carry
+    judge = None
+    if policy.gated(renderer, context) is not None:
+        from multitalk.quality import reroll  # frames, Lab, faces: loaded only when a gate runs
+
+        judge = reroll.judge_for(renderer, context, chunk)
+
+    def render_into(key: str, attempt_context: SceneContext) -> Entry:
+        return _render_entry(store, key, renderer, attempt_context, chunk, previous_carry, encode, on_frame, judge)
+
+    if judge is None or judge.gates.mode != "reroll":
+        return RenderedChunk.of(render_into(planned.key, context))
+    # Quality gates, `reroll` mode: attempts are entries of their own; the slot holds the kept one (hard links).
+    kept, record = reroll.reroll(store, STAGE, planned.key, judge.gates, context, chunk, render_into)
+    with store.writing(STAGE, planned.key) as temp:
+        reroll.link_entry_files(kept.path, temp, skip=ENTRY_FILE)
+        return RenderedChunk.of(store.commit(STAGE, planned.key, temp, {**kept.result, "gates": record}))
+
+
+def _render_entry(
+    store: Store,
+    key: str,
+    renderer: Renderer,
+    context: SceneContext,
+    chunk: Chunk,
+    previous_carry: Path | None,
+    encode: EncodeSettings,
+    on_frame: Callable[[int], None] | None,
+    judge: Any,
+) -> Entry:
+    """Render the chunk into the entry `key`: segment, carried state and, when gated, the gate scores."""
     started = time.monotonic()
     width, height = renderer.frame_size(context)
-    with store.writing(STAGE, planned.key) as temp:
+    with store.writing(STAGE, key) as temp:
         carry_out = temp / CARRY_DIR
         carry_out.mkdir()
         frames = renderer.render_chunk(context, chunk, previous_carry, carry_out)
         with SegmentWriter(temp / SEGMENT_FILE, width, height, encode, renderer.pixel_format) as writer:
             for frame in prefetched(frames):
                 writer.write(frame)
+                if judge is not None:
+                    judge.see(frame)
                 if on_frame is not None:
                     on_frame(writer.frames)
         if writer.frames != chunk.delivered:
@@ -145,7 +185,9 @@ def build(
             "size": [width, height],
             "render_seconds": round(time.monotonic() - started, 3),  # for bench/bench_noop.py; not in any key
         }
-        return RenderedChunk.of(store.commit(STAGE, planned.key, temp, result))
+        if judge is not None:
+            result["gates"] = {"seed": context.seed, **judge.verdict().to_json()}
+        return store.commit(STAGE, key, temp, result)
 
 
 def prefetched(frames: Iterator[np.ndarray], depth: int = 6) -> Iterator[np.ndarray]:

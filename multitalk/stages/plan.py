@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from multitalk.media.video_writer import EncodeSettings
+from multitalk.quality.policy import attempt_keys
 from multitalk.renderers.base import Renderer, SceneContext
 from multitalk.renderers.registry import renderer_for, scene_family
 from multitalk.screenplay.schema import Scene, Screenplay
@@ -52,6 +53,13 @@ class SceneVideoPlan:
     @property
     def chunk_keys(self) -> list[str]:
         return [planned.key for planned in self.chunks]
+
+    @property
+    def forced_chunk_keys(self) -> list[str]:
+        """What `--force chunk` drops: the chunk keys and, when gates re-roll, every attempt's key too."""
+        return self.chunk_keys + [
+            key for planned in self.chunks for key in attempt_keys(self.context, planned.chunk.index, planned.key)
+        ]
 
 
 @dataclass

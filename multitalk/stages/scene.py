@@ -81,4 +81,5 @@ def scene_context(screenplay: Screenplay, scene: Scene, aligned: AlignedScene) -
         settings=dict(model.sampling),
         model=model,
         video=scene.video_path,
+        gates=screenplay.defaults.gates,
     )

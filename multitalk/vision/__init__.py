@@ -1,0 +1,1 @@
+"""Pictures of people: face detection and identity, with models shipped inside PyPI packages."""
