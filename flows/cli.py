@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -76,6 +76,90 @@ def _fallback_notes(screenplay: Screenplay) -> None:
             typer.echo(f"note: {screenplay.source_file.name}: {name}: {note}", err=True)
 
 
+# --- model settings flags (issue 11): `render` and `plan` override defaults.model the same way -------------
+PresetFlag = Annotated[str | None, typer.Option("--preset", help="Override defaults.model.preset: fast, hero.")]
+LoraFlag = Annotated[
+    list[str] | None,
+    typer.Option("--lora", help="A LoRA to merge, PATH[:STRENGTH] (repeat; replaces defaults.model.loras)."),
+]
+QuantizeFlag = Annotated[
+    str | None, typer.Option("--quantize", help="Override defaults.model.quantize: none, fp8, int8.")
+]
+OffloadFlag = Annotated[
+    str | None, typer.Option("--offload", help="Override defaults.model.offload: none, t5, blocks, sequential.")
+]
+ResidentFlag = Annotated[
+    int | None, typer.Option("--resident-blocks", help="With --offload blocks: DiT blocks kept on the GPU.")
+]
+AttentionFlag = Annotated[
+    str | None, typer.Option("--attention", help="Override defaults.model.attention: auto, flash3, flash2, sage, sdpa.")
+]
+CompileFlag = Annotated[
+    bool | None,
+    typer.Option("--compile/--no-compile", help="torch.compile the DiT blocks (default: the screenplay's)."),
+]
+TilingFlag = Annotated[
+    bool | None, typer.Option("--vae-tiling/--no-vae-tiling", help="Tiled VAE decode (default: the screenplay's).")
+]
+FamilyFlag = Annotated[
+    str | None, typer.Option("--family", help="Override defaults.model.family: multitalk, infinitetalk.")
+]
+MODEL_FLAGS = {
+    "family": "--family",
+    "preset": "--preset",
+    "loras": "--lora",
+    "quantize": "--quantize",
+    "offload": "--offload",
+    "resident_blocks": "--resident-blocks",
+    "attention": "--attention",
+    "compile": "--compile/--no-compile",
+    "vae_tiling": "--vae-tiling/--no-vae-tiling",
+}
+
+
+def model_flags(loras: list[str] | None = None, **values: Any) -> dict[str, Any]:
+    """The `model_settings` overrides the flags ask for (unset flags left out): the same dict the flows take.
+
+    `--lora PATH[:STRENGTH]` paths are relative to the working directory, so they travel as absolute paths.
+    """
+    settings = {name: value for name, value in values.items() if value is not None}
+    if loras:
+        settings["loras"] = [_lora_flag(text) for text in loras]
+    return settings
+
+
+def _lora_flag(text: str) -> dict[str, Any]:
+    path, _, strength = text.rpartition(":") if _has_strength(text) else (text, "", "")
+    lora: dict[str, Any] = {"path": str(Path(path).expanduser().resolve())}
+    if strength:
+        lora["strength"] = float(strength)
+    return lora
+
+
+def _has_strength(text: str) -> bool:
+    """`PATH:STRENGTH` when what follows the last colon is a number (a Windows drive or odd name stays a path)."""
+    head, sep, tail = text.rpartition(":")
+    try:
+        float(tail)
+    except ValueError:
+        return False
+    return bool(sep and head)
+
+
+def apply_model_flags(screenplay: Screenplay, overrides: dict[str, Any]) -> Screenplay:
+    """The screenplay with the flags applied; a bad value is one line naming the flag and what is allowed (exit 2)."""
+    from multitalk.screenplay.model_settings import ModelOverrideError, apply_model_settings
+
+    try:
+        return apply_model_settings(screenplay, overrides, names=MODEL_FLAGS)
+    except ModelOverrideError as error:
+        console.print(f"error: {error}", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+# --- end model settings flags -------------------------------------------------------------------------------
+
+
 @app.command()
 def render(
     file: Path = typer.Argument(..., help="Screenplay YAML file."),  # noqa: B008
@@ -99,6 +183,15 @@ def render(
     scene_deployment: str = typer.Option(
         None, "--scene-deployment", help="Fan scenes out to this deployment's workers, e.g. render-scene/gpu."
     ),
+    preset: PresetFlag = None,
+    lora: LoraFlag = None,
+    quantize: QuantizeFlag = None,
+    offload: OffloadFlag = None,
+    resident_blocks: ResidentFlag = None,
+    attention: AttentionFlag = None,
+    compile_dit: CompileFlag = None,
+    vae_tiling: TilingFlag = None,
+    family: FamilyFlag = None,
 ) -> None:
     """Render a screenplay to outputs/<name>/final.mp4 through the Prefect flow, with progress bars."""
     try:
@@ -107,6 +200,18 @@ def render(
         for problem in error.problems:
             console.print(str(problem), markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
+    model_settings = model_flags(
+        lora,
+        family=family,
+        preset=preset,
+        quantize=quantize,
+        offload=offload,
+        resident_blocks=resident_blocks,
+        attention=attention,
+        compile=compile_dit,
+        vae_tiling=vae_tiling,
+    )
+    screenplay = apply_model_flags(screenplay, model_settings)
     if (renderer or screenplay.defaults.renderer) == "multitalk":
         _check_weights(weights, screenplay)
     _check_outputs(outputs)
@@ -147,6 +252,7 @@ def render(
                 devices=devices or None,
                 scene_deployment=scene_deployment,
                 gpus_per_scene=gpus_per_scene,
+                model_settings=model_settings or None,
                 return_state=True,
             )
             if temporary:  # it stops when this process exits: let it record the run first
@@ -410,20 +516,32 @@ def plan(
     file: Path = typer.Argument(..., help="Screenplay YAML file."),  # noqa: B008
     gpu: str = typer.Option("h100", "--gpu", "-g", help="Card: h200, h100, a100-80, a100-40, l40s, 4090, 3090."),
     model: str = typer.Option(None, "--model", help="Model config (default: $MULTITALK_MODEL or multitalk-14b)."),
-    preset: str = typer.Option(None, "--preset", help="Override defaults.model.preset (fast, hero)."),
-    quantize: str = typer.Option(None, "--quantize", help="Override defaults.model.quantize (none, fp8, int8)."),
-    offload: str = typer.Option(None, "--offload", help="Override defaults.model.offload."),
+    preset: PresetFlag = None,
+    lora: LoraFlag = None,
+    quantize: QuantizeFlag = None,
+    offload: OffloadFlag = None,
+    resident_blocks: ResidentFlag = None,
+    attention: AttentionFlag = None,
+    family: FamilyFlag = None,
 ) -> None:
     """Estimate chunks, DiT forwards, GPU time and peak VRAM per scene on a GPU, before rendering."""
     import os
 
     from multitalk.generation.gpu_plan import card, format_plan, plan_screenplay
     from multitalk.model.configs import get_config
-    from multitalk.screenplay.model_settings import with_model_overrides
 
     screenplay = _load_or_exit(file)
+    overrides = model_flags(
+        lora,
+        family=family,
+        preset=preset,
+        quantize=quantize,
+        offload=offload,
+        resident_blocks=resident_blocks,
+        attention=attention,
+    )
+    screenplay = apply_model_flags(screenplay, overrides)
     try:
-        screenplay = with_model_overrides(screenplay, preset=preset, quantize=quantize, offload=offload)
         config = get_config(model or os.environ.get("MULTITALK_MODEL", "multitalk-14b"))
         lines = format_plan(plan_screenplay(screenplay, config, card(gpu)))
     except ValueError as error:

@@ -22,6 +22,7 @@ from prefect.logging import get_run_logger
 
 from flows.render_screenplay import render_screenplay
 from multitalk.screenplay import ScreenplayError, load_screenplay
+from multitalk.screenplay.model_settings import ModelOverrideError, apply_model_settings
 
 SUFFIXES = (".yaml", ".yml")
 RENDERED, CACHED, INVALID, FAILED = "rendered", "cached", "invalid", "failed"
@@ -94,6 +95,12 @@ def render_one(path: Path, options: dict[str, Any], retries: int, retry_delay_se
         logger.error("%s", row.problems[0])
         return row
     row.title = screenplay.title
+    try:  # a bad `model_settings` parameter is bad input for every screenplay: no retries spent on it
+        apply_model_settings(screenplay, options.get("model_settings"))
+    except ModelOverrideError as error:
+        row.status, row.problems = INVALID, [f"{row.screenplay}: {error}"]
+        logger.error("%s", row.problems[0])
+        return row
     render = render_screenplay.with_options(
         retries=retries, retry_delay_seconds=retry_delay_seconds, flow_run_name=f"nightly-{path.stem}"
     )
@@ -149,8 +156,12 @@ def nightly_batch(
     scene_deployment: str | None = None,
     retries: int = 1,
     retry_delay_seconds: float = 30.0,
+    model_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Render every screenplay in `screenplays` (a folder or a glob); returns the batch summary."""
+    """Render every screenplay in `screenplays` (a folder or a glob); returns the batch summary.
+
+    `model_settings` overrides every screenplay's `defaults.model` (see `render-screenplay`).
+    """
     logger = get_run_logger()
     started = time.monotonic()
     files = find_screenplays(screenplays)
@@ -161,6 +172,7 @@ def nightly_batch(
         "force": force,
         "weights": weights,
         "scene_deployment": scene_deployment,
+        "model_settings": model_settings,
     }
     options = {name: value for name, value in options.items() if value is not None}
     rows = [render_one(path, options, retries, retry_delay_seconds) for path in files]

@@ -21,6 +21,7 @@ from flows.settings import RenderSettings, resolve_settings
 from multitalk.devices import shared_pool
 from multitalk.renderers.registry import renderer_for, scene_family
 from multitalk.screenplay.load import load_screenplay_with_source
+from multitalk.screenplay.model_settings import apply_model_settings
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
 from multitalk.stages import align, chunk, clip, voice
@@ -165,9 +166,14 @@ def render_scene(
     model: str | None = None,
     devices: list[str] | None = None,
     gpus_per_scene: int | None = None,
+    model_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Render one scene of `screenplay` into the store; returns its `SceneResult` as JSON (the stitch uses its clip)."""
+    """Render one scene of `screenplay` into the store; returns its `SceneResult` as JSON (the stitch uses its clip).
+
+    `model_settings` overrides `defaults.model` as in `render-screenplay` (which forwards its own when fanning out).
+    """
     loaded, source = load_screenplay_with_source(screenplay)
+    loaded = apply_model_settings(loaded, model_settings)
     settings = resolve_settings(
         loaded,
         renderer=renderer,

@@ -24,6 +24,7 @@ from flows.settings import RenderSettings, resolve_settings
 from multitalk.devices import shared_pool
 from multitalk.outputs import publish_outputs
 from multitalk.screenplay.load import load_screenplay_with_source
+from multitalk.screenplay.model_settings import apply_model_settings
 from multitalk.screenplay.schema import Screenplay
 from multitalk.stages import clip, final
 from multitalk.stages.align import AlignedScene
@@ -70,8 +71,11 @@ def render_screenplay(
     parallel_scenes: int | None = None,
     scene_deployment: str | None = None,
     gpus_per_scene: int | None = None,
+    model_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Render `screenplay` (a YAML path) into `<outputs>/<name>/final.mp4`; returns the manifest.
+
+    `model_settings` overrides `defaults.model` (e.g. `{"preset": "fast"}`), exactly as the CLI's model flags do.
 
     With `scene_deployment` (e.g. `render-scene/gpu`), scenes are rendered by runs of that deployment on its work
     pool's workers instead of in this process (flows/fan_out.py); the store root must be one they all share.
@@ -79,6 +83,7 @@ def render_screenplay(
     started = time.monotonic()
     logger = get_run_logger()
     loaded, source = load_screenplay_with_source(screenplay)
+    loaded = apply_model_settings(loaded, model_settings)
     settings = resolve_settings(
         loaded,
         renderer=renderer,
@@ -102,7 +107,7 @@ def render_screenplay(
     audio = voice_and_align(loaded, source, [loaded.scene(scene_id) for scene_id in selected], settings)
     aligned = {scene_id: found for scene_id, (found, _) in audio.items()}
     if scene_deployment:
-        options = {"weights": weights, "model": model}
+        options = {"weights": weights, "model": model, "model_settings": model_settings}
         results = fan_out_scenes(loaded, selected, audio, settings, scene_deployment, options)
     else:
         # One thread per device slot (a slot is a device or a `+` group), so every slot renders a scene at once

@@ -19,6 +19,7 @@ from pathlib import Path
 from multitalk.audio.audio_io import AudioDecodeError
 from multitalk.audio.tts import VoiceError
 from multitalk.screenplay.media_checks import MediaProblem
+from multitalk.screenplay.model_settings import ModelOverrideError
 from multitalk.screenplay.problems import DocPath, ScreenplayError
 from multitalk.screenplay.schema import Line, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
@@ -27,7 +28,7 @@ from multitalk.screenplay.yaml_source import SourceMap
 _HOPELESS_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 FULL_DISK_BYTES = 16 << 20  # below this much free space, a failed write is most likely the full disk
 # Library errors that mean "the screenplay (or a file it names) cannot be rendered as written".
-_INPUT_ERRORS = (VoiceError, AudioDecodeError, MediaProblem)
+_INPUT_ERRORS = (VoiceError, AudioDecodeError, MediaProblem, ModelOverrideError)
 
 
 def located(error: Exception, source: SourceMap, path: DocPath) -> ScreenplayError:

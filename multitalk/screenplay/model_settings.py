@@ -24,7 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Family = Literal["multitalk", "infinitetalk"]
 Variant = Literal["auto", "single", "multi"]
@@ -190,12 +199,80 @@ def scene_model(defaults_model: ModelSettings, sampling: BaseModel, scene: Scene
     return SceneModel(settings=settings, sampling=values, preset_lora=preset.lora_file if preset else None)
 
 
-def with_model_overrides(screenplay: Any, **overrides: Any) -> Any:
-    """A loaded screenplay with `defaults.model` fields replaced (command-line flags, flow parameters).
+class ModelOverrideError(ValueError):
+    """A bad model-settings override (a command-line flag or a flow parameter), named as the user wrote it."""
 
-    None values keep the screenplay's own; the result keeps the loaded paths. Raises ValueError for bad values.
+
+OVERRIDE_FIELDS = tuple(ModelSettings.model_fields)  # what a flag or the `model_settings` parameter may set
+
+
+def apply_model_settings(
+    screenplay: Any, overrides: Mapping[str, Any] | None, *, names: Mapping[str, str] | None = None
+) -> Any:
+    """A loaded screenplay with `defaults.model` fields replaced by `overrides` (CLI flags, flow parameters).
+
+    One function for the CLI, the flows and `multitalk.render`, so every entry point keys chunks alike. None
+    values keep the screenplay's own. LoRA paths are relative to the screenplay's folder (like in the screenplay)
+    or absolute. Changing `offload` away from `blocks` drops the screenplay's `resident_blocks`. `names` says how
+    the user spelled each field (`{"quantize": "--quantize"}`); errors are one line naming it and the allowed values.
     """
-    if all(value is None for value in overrides.values()):
+
+    def name(field_name: str) -> str:
+        return (names or {}).get(field_name, f"model_settings.{field_name}")
+
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ModelOverrideError(f'model_settings: expected a mapping such as {{"preset": "fast"}}, got {overrides!r}')
+    values = {key: value for key, value in (overrides or {}).items() if value is not None}
+    unknown = [key for key in values if key not in OVERRIDE_FIELDS]
+    if unknown:
+        raise ModelOverrideError(
+            f"{name(unknown[0])}: unknown model setting {unknown[0]!r} (settings: {', '.join(OVERRIDE_FIELDS)})"
+        )
+    if not values:
         return screenplay
-    defaults = screenplay.defaults.model_copy(update={"model": screenplay.defaults.model.with_overrides(**overrides)})
+    current = screenplay.defaults.model
+    if "loras" in values:
+        values["loras"] = _override_loras(values["loras"], Path(screenplay.project_dir), name("loras"))
+    data: dict[str, Any] = {**current.model_dump(), "loras": current.loras, **values}
+    if "offload" in values and values["offload"] != "blocks" and "resident_blocks" not in values:
+        data["resident_blocks"] = None
+    try:
+        settings = ModelSettings.model_validate(data)
+    except ValidationError as error:
+        raise ModelOverrideError(_first_problem(error, name)) from None
+    defaults = screenplay.defaults.model_copy(update={"model": settings})
     return screenplay.model_copy(update={"defaults": defaults})
+
+
+def _override_loras(given: Any, project_dir: Path, flag: str) -> list[LoraSetting]:
+    """LoRA overrides (`{path, strength}` maps or `LoraSetting`s) with their files found and checked."""
+    if not isinstance(given, list | tuple):
+        raise ModelOverrideError(f"{flag}: expected a list of {{path, strength}}, got {given!r}")
+    loras = []
+    for item in given:
+        try:
+            lora = item if isinstance(item, LoraSetting) else LoraSetting.model_validate(item)
+        except ValidationError as error:
+            raise ModelOverrideError(_first_problem(error, lambda _field: flag)) from None
+        path = Path(lora.path).expanduser()
+        resolved = path if path.is_absolute() else (project_dir / path).resolve()
+        if not path.is_absolute() and not resolved.is_relative_to(project_dir.resolve()):
+            raise ModelOverrideError(f"{flag}: LoRA {lora.path!r} is outside the screenplay's folder; give it absolute")
+        if not resolved.is_file():
+            raise ModelOverrideError(f"{flag}: LoRA file {lora.path!r} not found (looked at {resolved})")
+        lora._resolved = resolved
+        loras.append(lora)
+    return loras
+
+
+def _first_problem(error: ValidationError, name: Any) -> str:
+    """One line for the first pydantic problem: the user's name of the field, then what is allowed."""
+    problem = error.errors()[0]
+    field_name = next((str(part) for part in problem["loc"] if isinstance(part, str)), "model")
+    message = problem["msg"].removeprefix("Value error, ")
+    return f"{name(field_name)}: {message} (got {problem.get('input')!r})"
+
+
+def with_model_overrides(screenplay: Any, **overrides: Any) -> Any:
+    """`apply_model_settings` with keyword overrides (kept for callers that name fields directly)."""
+    return apply_model_settings(screenplay, overrides)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from multitalk.failures import check_outputs_writable
 from multitalk.outputs import publish_outputs
 from multitalk.renderers.registry import renderer_for, scene_family
 from multitalk.screenplay.load import load_screenplay_with_source
+from multitalk.screenplay.model_settings import apply_model_settings
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
 from multitalk.stages import align, chunk, clip, final, voice
@@ -42,10 +43,15 @@ def render(
     weights: str | Path | None = None,
     model: str | None = None,
     device: str | None = None,
+    model_settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Render a screenplay into `<outputs>/<name>/final.mp4` (default `./outputs`); returns the manifest."""
+    """Render a screenplay into `<outputs>/<name>/final.mp4` (default `./outputs`); returns the manifest.
+
+    `model_settings` overrides `defaults.model` (e.g. `{"preset": "fast"}`), as the CLI flags and flows do.
+    """
     started = time.monotonic()
     screenplay, source = load_screenplay_with_source(screenplay_path)
+    screenplay = apply_model_settings(screenplay, model_settings)
     settings = RenderSettings.resolve(
         screenplay,
         renderer=renderer,

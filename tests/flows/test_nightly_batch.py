@@ -92,3 +92,14 @@ def test_a_render_that_keeps_failing_is_reported_with_its_error(prefect_api: str
     (row,) = json.loads(batch_artifacts(state.state_details.flow_run_id)["nightly-batch"].data)
     assert row["status"] == "failed" and row["attempts"] == 1
     assert "ValueError: unknown renderer 'bogus'" in row["problems"]
+
+
+def test_a_bad_model_settings_parameter_marks_each_screenplay_invalid_without_retries(
+    prefect_api: str, small_project: Path
+) -> None:
+    state = nightly_batch(
+        str(small_project.parent), renderer="preview", model_settings={"offload": "disk"}, retries=3, return_state=True
+    )
+    (row,) = json.loads(batch_artifacts(state.state_details.flow_run_id)["nightly-batch"].data)
+    assert row["status"] == "invalid" and row["attempts"] == 0
+    assert "model_settings.offload: Input should be 'none', 't5', 'blocks' or 'sequential'" in row["problems"]
