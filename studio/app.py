@@ -181,7 +181,9 @@ def create_app(folder: Path | str, *, allowed_hosts: list[str] | None = None) ->
     @app.post("/api/cast")
     def place(body: CastBody) -> dict[str, Any]:
         file = project.screenplay(body.path)
-        text = set_cast_box(body.text, body.scene, body.character, body.bbox)
+        _, before, _, _ = checked(body.path, body.text)  # where loading put everyone (the automatic cast)
+        placed = before.scene(body.scene).cast if before is not None and _has_scene(before, body.scene) else None
+        text = set_cast_box(body.text, body.scene, body.character, body.bbox, placed)
         new_digest = save_text(file, text, body.digest)
         _, screenplay, _, problems = checked(body.path, text)
         return {"text": text, "digest": new_digest, "problems": problems, "scenes": outline(screenplay)}
@@ -265,3 +267,7 @@ def create_app(folder: Path | str, *, allowed_hosts: list[str] | None = None) ->
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _has_scene(screenplay: Screenplay, scene_id: str) -> bool:
+    return any(scene.id == scene_id for scene in screenplay.scenes)

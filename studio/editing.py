@@ -16,7 +16,7 @@ import dataclasses
 import hashlib
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import yaml
 
 from multitalk.screenplay.load import load_screenplay_with_source
 from multitalk.screenplay.problems import Problem, ScreenplayError
-from multitalk.screenplay.schema import Screenplay
+from multitalk.screenplay.schema import Placement, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
 
 
@@ -152,16 +152,23 @@ def _speakers(scene: yaml.MappingNode) -> list[str]:
     return seen
 
 
+def _placement_text(placement: Placement) -> str:
+    return box_text(placement.bbox) if placement.bbox is not None else str(placement.side)
+
+
 def box_text(bbox: Sequence[float]) -> str:
     x0, y0, x1, y1 = (round(value) for value in bbox)
     return f"{{bbox: [{x0}, {y0}, {x1}, {y1}]}}"
 
 
-def set_cast_box(text: str, scene_id: str, character: str, bbox: Sequence[float]) -> str:
+def set_cast_box(
+    text: str, scene_id: str, character: str, bbox: Sequence[float], placed: Mapping[str, Placement] | None = None
+) -> str:
     """`text` with `character`'s placement in scene `scene_id` set to `bbox` (image pixels); nothing else changes.
 
-    A scene without `cast:` gets one, listing its speakers where the default put them (one: center; two: left
-    and right in the order they first speak), with `character` at its box.
+    A scene without `cast:` gets one, listing its speakers where the default put them, with `character` at its
+    box: `placed` is the scene's cast as loading resolved it (the automatic cast's boxes on the detected faces);
+    without it, one speaker is center and two are left and right in the order they first speak.
     """
     if len(bbox) != 4:
         raise EditError(f"a box is [x0, y0, x1, y1], got {list(bbox)}")
@@ -177,6 +184,9 @@ def set_cast_box(text: str, scene_id: str, character: str, bbox: Sequence[float]
         lines = _get(scene, "lines")
         anchor = lines[0] if lines is not None else scene.value[-1][0]
         indent = " " * anchor.start_mark.column
+        if placed:
+            pairs = zip(speakers, sides, strict=False)
+            sides = [_placement_text(placed[name]) if name in placed else side for name, side in pairs]
         entries = "".join(
             f"{indent}  {name}: {value if name == character else side}\n"
             for name, side in zip(speakers, sides, strict=False)

@@ -42,10 +42,12 @@ def test_lists_and_opens_the_examples(client: TestClient) -> None:
 
 
 def test_problems_as_you_type_are_located(client: TestClient, examples: Path) -> None:
-    text = (examples / "two_friends.yaml").read_text().replace("  - id: park", "  - id: cafe")
+    original = (examples / "two_friends.yaml").read_text()
+    line = original.splitlines().index("  - id: park") + 1  # where the duplicate id is written
+    text = original.replace("  - id: park", "  - id: cafe")
     problems = client.post("/api/check", json={"path": "two_friends.yaml", "text": text}).json()["problems"]
-    assert [(p["line"], p["column"]) for p in problems] == [(56, 5)]
-    assert problems[0]["text"].startswith("two_friends.yaml:56:5: scenes[1].id: ")
+    assert [(p["line"], p["column"]) for p in problems] == [(line, 5)]
+    assert problems[0]["text"].startswith(f"two_friends.yaml:{line}:5: scenes[1].id: ")
 
 
 def test_a_placed_box_is_saved_and_reported_back(client: TestClient, examples: Path) -> None:

@@ -94,14 +94,14 @@ def test_a_typo_shows_the_located_message_and_the_fix_clears_it(studio: Studio, 
 
     driver = studio.open()
     original = (studio.folder / "two_friends.yaml").read_text()
-    select_text(studio, "  jonah:\n    ", "voice")
+    select_text(studio, "  mia:\n    ", "voice")
     ActionChains(driver).send_keys("vocie").perform()
     wait_for(driver, "return document.querySelectorAll('#problems li').length > 0", 30, what="a problem")
     shown = studio.js("return [...document.querySelectorAll('#problems li')].map(li => li.textContent)")
     # The same words `multitalk validate` prints for that text, run from the folder.
     check = tmp_path / "check"
     shutil.copytree(studio.folder, check, ignore=shutil.ignore_patterns("outputs"))
-    (check / "two_friends.yaml").write_text(original.replace("  jonah:\n    voice:", "  jonah:\n    vocie:"))
+    (check / "two_friends.yaml").write_text(original.replace("  mia:\n    voice:", "  mia:\n    vocie:"))
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", "validate", "two_friends.yaml"],
         cwd=check,
@@ -110,13 +110,13 @@ def test_a_typo_shows_the_located_message_and_the_fix_clears_it(studio: Studio, 
         timeout=120,
     )
     assert shown == done.stdout.strip().splitlines()
-    assert shown[0].startswith("two_friends.yaml:24:5: characters.jonah.vocie:")
+    assert shown[0].startswith("two_friends.yaml:18:5: characters.mia.vocie:")
     studio.js("document.querySelector('#problems li').click()")  # jumps to the place
     assert (
         studio.js("const e = document.getElementById('editor'); return e.value.substr(e.selectionStart, 5)") == "vocie"
     )
     studio.shot("1-typo-located", "problems")
-    select_text(studio, "  jonah:\n    ", "vocie")
+    select_text(studio, "  mia:\n    ", "vocie")
     ActionChains(driver).send_keys("voice").perform()
     wait_for(driver, "return document.getElementById('problems-state').textContent === 'no problems'", 30)
     assert studio.js("return document.getElementById('editor').value") == original

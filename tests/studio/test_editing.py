@@ -17,7 +17,7 @@ from multitalk.screenplay import load_screenplay
 from studio.editing import ConflictError, EditError, check_text, digest, save_text, set_cast_box
 from studio.placement import place_cast
 
-TYPO = ("    voice: en-us+m3\n", "    vocie: en-us+m3\n")
+TYPO = ("    voice: en-us+f3\n", "    vocie: en-us+f3\n")
 
 
 def validate_output(folder: Path, name: str) -> list[str]:
@@ -37,7 +37,7 @@ def test_unsaved_text_gets_the_same_located_messages_as_validate(examples: Path)
     (examples / "typo.yaml").write_text(text)
     expected = [line.replace("typo.yaml", "two_friends.yaml") for line in validate_output(examples, "typo.yaml")]
     assert [str(p) for p in problems] == expected
-    assert any(":24:5: characters.jonah.vocie:" in line for line in expected)
+    assert any(":18:5: characters.mia.vocie:" in line for line in expected)
 
 
 def test_valid_text_gives_a_screenplay_of_the_real_file(examples: Path) -> None:
@@ -71,7 +71,7 @@ def test_a_box_changes_only_its_placement_and_keeps_every_comment(examples: Path
             regions = {c.name: c.box for c in place_cast(screenplay, scene, image.size[::-1])}
         for character, (x0, y0, x1, y1) in regions.items():
             box = [x0 + 10, y0 + 12, x1 - 10.4, y1 - 12]  # inside its region: never overlaps the other speaker
-            edited = set_cast_box(original, scene.id, character, box)
+            edited = set_cast_box(original, scene.id, character, box, scene.cast)
             removed = [line for line in difflib.ndiff(original.splitlines(), edited.splitlines()) if line[0] == "-"]
             kept = [line for line in original.splitlines() if line.lstrip().startswith("#")]
             assert all(line in edited.splitlines() for line in kept)
