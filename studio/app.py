@@ -67,6 +67,7 @@ class SubmitBody(BaseModel):
     renderer: str | None = None
     scenes: list[str] | None = None
     force: list[str] | None = None
+    gpu: str = "h100"  # the card `multitalk plan` estimates for
 
 
 class Invalid(Exception):
@@ -248,8 +249,7 @@ def create_app(folder: Path | str, *, allowed_hosts: list[str] | None = None) ->
     @app.post("/api/plan")
     def plan(body: SubmitBody) -> dict[str, Any]:
         file = project.screenplay(body.path)
-        options = ["--renderer", body.renderer] if body.renderer else []
-        return pool.plan_estimate(file, project.root, options)
+        return pool.plan_estimate(file, project.root, ["--gpu", body.gpu])
 
     @app.post("/api/submit")
     def submit(body: SubmitBody) -> dict[str, Any]:

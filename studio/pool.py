@@ -5,7 +5,7 @@ The run is the `render-screenplay/gpu-pool` deployment (scenes fanned out to `re
 `render-screenplay/local`, with the settings chosen on the page; the screenplay and the store are passed as
 absolute paths inside the studio's folder, as the workers need. While it runs the page shows its state and the
 chunk task runs finished in it and in the scene runs it started; when it ends, the `render-<name>` report artifact.
-Before sending, the page shows the GPU time and memory estimate of `multitalk plan` when that command exists.
+Before sending, the page shows the GPU time and memory estimate of `multitalk plan`.
 """
 
 from __future__ import annotations
@@ -145,12 +145,7 @@ def run_status(run_id: str) -> dict[str, Any]:
 
 
 def plan_estimate(screenplay: Path, cwd: Path, options: list[str]) -> dict[str, Any]:
-    """`multitalk plan FILE` (GPU time and memory for the chosen settings) when that command exists."""
-    from flows.cli import app
-
-    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
-    if "plan" not in names:
-        return {"available": False, "text": "unavailable: this checkout has no `multitalk plan` command yet"}
+    """`multitalk plan FILE` (GPU time and memory of the screenplay's settings on a card) in its own process."""
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", "plan", str(screenplay), *options],
         cwd=cwd,

@@ -179,3 +179,10 @@ def test_a_whole_screenplay_preview_ends_with_the_final_video(tmp_path: Path) ->
     facts = video_facts(folder / job["video"])
     assert abs(facts.frames / 25 - job["seconds"]) < 1e-6
     assert client.get(f"/api/file?path={job['video']}").headers["content-type"] == "video/mp4"
+
+
+def test_the_estimate_is_multitalk_plan_for_the_chosen_card(client: TestClient) -> None:
+    estimate = client.post("/api/plan", json={"path": "two_friends.yaml", "gpu": "4090"}).json()
+    assert estimate["available"], estimate["text"]
+    assert "4090" in estimate["text"].splitlines()[0]
+    assert "GPU time" in estimate["text"] and "total" in estimate["text"]
