@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from multitalk.media.source_video import SourceVideo
 from multitalk.model.buckets import cover_crop_geometry, fit_image_to_bucket
 from multitalk.model.masks import FACE_MARGIN
 from multitalk.renderers.base import Person, SceneContext
 from multitalk.store.keys import file_digest
-from multitalk.vision.faces import Face, FaceModelsMissing, detect_faces_in_file, face_descriptor
+from multitalk.vision.faces import Face, FaceModelsMissing, detect_faces, detect_faces_in_file, face_descriptor
 
 logger = logging.getLogger(__name__)
 
@@ -77,14 +79,17 @@ def scene_material(context: SceneContext, frame_size: tuple[int, int], *, identi
         if memo_key in _memo:
             return _memo[memo_key]
     width, height = frame_size
-    with Image.open(context.image) as opened:
-        image = opened.convert("RGB")
+    if context.video is not None:  # a dubbed take: its first frame is the reference, as for the renderer
+        image = Image.fromarray(SourceVideo.open(Path(context.video)).frame(0))
+    else:
+        with Image.open(context.image) as opened:
+            image = opened.convert("RGB")
     fitted = fit_image_to_bucket(image, (height, width))  # (3, H, W) in [-1, 1], as the model receives it
     reference = ((fitted + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
     source_regions = [_source_region(person, image.width, image.height) for person in context.persons]
     regions = tuple(_to_frame(region, image.size, frame_size) for region in source_regions)
     try:
-        detected = detect_faces_in_file(context.image)
+        detected = detect_faces(image) if context.video is not None else detect_faces_in_file(context.image)
     except FaceModelsMissing as error:
         logger.warning("gates: %s; speaker binding and identity are skipped", error)
         detected = []
