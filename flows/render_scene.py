@@ -17,10 +17,8 @@ from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.settings import RenderSettings, resolve_settings
+from flows.settings import RenderSettings, load_for_render
 from multitalk.devices import shared_pool
-from multitalk.screenplay.load import load_screenplay_with_source
-from multitalk.screenplay.model_settings import apply_model_settings
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
 from multitalk.stages import align, chunk, clip, voice
@@ -150,10 +148,9 @@ def render_scene(
 
     `model_settings` overrides `defaults.model` as in `render-screenplay` (which forwards its own when fanning out).
     """
-    loaded, source = load_screenplay_with_source(screenplay)
-    loaded = apply_model_settings(loaded, model_settings)
-    settings = resolve_settings(
-        loaded,
+    loaded, source, settings = load_for_render(
+        screenplay,
+        model_settings,
         renderer=renderer,
         store_root=store_root,
         force=force,
