@@ -17,7 +17,6 @@ its file's fingerprint, and for dubbing the take's content (the original file's 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tempfile
 import threading
@@ -36,7 +35,8 @@ from multitalk.model.configs import ModelConfig, config_for_family
 from multitalk.model.fingerprint import fingerprint_files
 from multitalk.model.release import COMPONENTS
 from multitalk.renderers.base import SceneContext
-from multitalk.renderers.multitalk import MultiTalkRenderer, pipeline_for
+from multitalk.renderers.chunk_prompt import chunk_prompt
+from multitalk.renderers.multitalk import MultiTalkRenderer, pipeline_for, placement_of
 from multitalk.store.keys import file_digest
 
 logger = logging.getLogger(__name__)
@@ -134,12 +134,18 @@ class InfiniteTalkRenderer(MultiTalkRenderer):
 
     def scene_spec(self, context: SceneContext, chunk: Chunk | None = None) -> InfiniteTalkSceneSpec:
         """The scene for the pipeline; with `chunk`, its prompt is that chunk's (scene prompt + line actions)."""
-        base = super().scene_spec(context, chunk)
+        settings = self.settings_for(context)
         video = self.source(context)
-        fields = {field.name: getattr(base, field.name) for field in dataclasses.fields(base)}
-        if video is not None:
-            fields["image"] = video.path
-        return InfiniteTalkSceneSpec(**fields, video=video is not None)
+        return InfiniteTalkSceneSpec(
+            image=video.path if video is not None else Path(context.image),
+            prompt=chunk_prompt(context, chunk) if chunk is not None else context.prompt,
+            placements=tuple(placement_of(p) for p in context.persons),
+            names=tuple(p.name for p in context.persons),
+            resolution=context.resolution,
+            seed=int(context.seed),
+            negative_prompt=context.negative_prompt or settings.negative_prompt,
+            video=video is not None,
+        )
 
     def chunk_key_material(self, context: SceneContext, chunk: Chunk) -> dict[str, Any]:
         material = super().chunk_key_material(context, chunk)
