@@ -8,8 +8,9 @@ Rendering runs the same Prefect flow as deployments do, with rich progress bars 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,6 +30,7 @@ app = typer.Typer(
 console = Console(highlight=False)
 EXIT_INVALID = 2
 EXIT_FAILED = 1
+Loaded = TypeVar("Loaded")
 
 
 @app.callback()
@@ -146,6 +148,23 @@ def _has_strength(text: str) -> bool:
     return bool(sep and head)
 
 
+def _load_or_exit(file: Path, load: Callable[[Path], Loaded] = load_screenplay) -> Loaded:
+    """`load(file)`, or each located problem printed on its own line and exit 2 (no traceback)."""
+    try:
+        return load(file)
+    except ScreenplayError as error:
+        for problem in error.problems:
+            console.print(str(problem), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def _load_with_model_flags(file: Path, loras: list[str] | None, **values: Any) -> tuple[Screenplay, dict[str, Any]]:
+    """The screenplay with the model flags of `render`/`plan` applied, and those flags as `model_settings`."""
+    screenplay = _load_or_exit(file)
+    overrides = model_flags(loras, **values)
+    return apply_model_flags(screenplay, overrides), overrides
+
+
 def apply_model_flags(screenplay: Screenplay, overrides: dict[str, Any]) -> Screenplay:
     """The screenplay with the flags applied; a bad value is one line naming the flag and what is allowed (exit 2)."""
     from multitalk.screenplay.model_settings import ModelOverrideError, apply_model_settings
@@ -194,13 +213,8 @@ def render(
     family: FamilyFlag = None,
 ) -> None:
     """Render a screenplay to outputs/<name>/final.mp4 through the Prefect flow, with progress bars."""
-    try:
-        screenplay = load_screenplay(file)
-    except ScreenplayError as error:
-        for problem in error.problems:
-            console.print(str(problem), markup=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
-    model_settings = model_flags(
+    screenplay, model_settings = _load_with_model_flags(
+        file,
         lora,
         family=family,
         preset=preset,
@@ -211,7 +225,6 @@ def render(
         compile=compile_dit,
         vae_tiling=vae_tiling,
     )
-    screenplay = apply_model_flags(screenplay, model_settings)
     if (renderer or screenplay.defaults.renderer) == "multitalk":
         _check_weights(weights, screenplay)
     _check_outputs(outputs)
@@ -313,12 +326,7 @@ def timeline(
     from multitalk.stages.render import voice_and_align
     from multitalk.stages.settings import RenderSettings
 
-    try:
-        screenplay, source = load_screenplay_with_source(file)
-    except ScreenplayError as error:
-        for problem in error.problems:
-            console.print(str(problem), markup=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
+    screenplay, source = _load_or_exit(file, load_screenplay_with_source)
     root = outputs or default_outputs()
     settings = RenderSettings.resolve(screenplay, renderer="preview", store_root=root)
     timelines = {}
@@ -348,12 +356,7 @@ def cast(
     from multitalk.vision.cast_picture import draw_cast
     from multitalk.vision.faces import FaceModelsMissing, detect_faces_in_file
 
-    try:
-        screenplay = load_screenplay(file)
-    except ScreenplayError as error:
-        for problem in error.problems:
-            console.print(str(problem), markup=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
+    screenplay = _load_or_exit(file)
     for warning in screenplay.warnings:
         console.print(f"warning: {warning}", markup=False, soft_wrap=True)
     folder = out or (outputs or default_outputs()) / screenplay.slug / "cast"
@@ -530,8 +533,8 @@ def plan(
     from multitalk.generation.gpu_plan import card, format_plan, plan_screenplay
     from multitalk.model.configs import get_config
 
-    screenplay = _load_or_exit(file)
-    overrides = model_flags(
+    screenplay, _ = _load_with_model_flags(
+        file,
         lora,
         family=family,
         preset=preset,
@@ -540,7 +543,6 @@ def plan(
         resident_blocks=resident_blocks,
         attention=attention,
     )
-    screenplay = apply_model_flags(screenplay, overrides)
     try:
         config = get_config(model or os.environ.get("MULTITALK_MODEL", "multitalk-14b"))
         lines = format_plan(plan_screenplay(screenplay, config, card(gpu)))
@@ -549,15 +551,6 @@ def plan(
         raise typer.Exit(EXIT_INVALID) from None
     for line in lines:
         console.print(line, markup=False, soft_wrap=True)
-
-
-def _load_or_exit(file: Path) -> Screenplay:
-    try:
-        return load_screenplay(file)
-    except ScreenplayError as error:
-        for problem in error.problems:
-            console.print(str(problem), markup=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
 
 
 # --- end plan ---------------------------------------------------------------------------------------------

@@ -17,17 +17,15 @@ from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.settings import RenderSettings, resolve_settings
+from flows.settings import RenderSettings, load_for_render
 from multitalk.devices import shared_pool
-from multitalk.renderers.registry import renderer_for, scene_family
-from multitalk.screenplay.load import load_screenplay_with_source
-from multitalk.screenplay.model_settings import apply_model_settings
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
 from multitalk.stages import align, chunk, clip, voice
 from multitalk.stages.align import AlignedScene
-from multitalk.stages.plan import SceneResult, audio_plan, invalidate_forced, video_plan
+from multitalk.stages.plan import SceneResult, audio_plan, invalidate_forced
 from multitalk.stages.progress import ProgressEvent, emit
+from multitalk.stages.render import plan_scene_video, scene_result
 from multitalk.stages.stage import Stage
 from multitalk.stages.voice import VoicedLine
 from tasks.align import align_scene
@@ -96,18 +94,8 @@ def render_scene_video(
     """Every chunk of a scene in order on `device`, then the scene clip; none when the clip is in the store."""
     started = time.monotonic()
     store = settings.store
-    renderer = renderer_for(
-        settings.renderer,
-        device,
-        weights=settings.weights,
-        model=settings.model,
-        family=scene_family(screenplay, scene),
-    )
-    plan = video_plan(screenplay, scene, aligned, renderer, settings.encode)
-    invalidate_forced(store, settings, Stage.CHUNK, plan.forced_chunk_keys)
-    invalidate_forced(store, settings, Stage.CLIP, [plan.clip_key])
+    renderer, plan = plan_scene_video(screenplay, scene, aligned, settings, device)
     total = len(plan.chunks)
-    emit(ProgressEvent("scene-planned", scene.id, chunks_total=total, frames=aligned.frames))
     rendered = 0
     found = clip.load(store, plan.clip_key) if Stage.CHUNK not in settings.force else None
     if found is None:
@@ -137,22 +125,10 @@ def render_scene_video(
             key=plan.clip_key, store_root=str(store.root), scene_id=scene.id, chunks=chunks, aligned=aligned
         )
     emit(ProgressEvent("scene-done", scene.id, chunks_total=total, frames=aligned.frames))
-    return SceneResult(
-        scene_id=scene.id,
-        device=device,
-        frames=found.frames,
-        seconds=found.seconds,
-        chunks=total,
-        chunks_rendered=rendered,
-        chunks_cached=total - rendered,
-        chunk_keys=plan.chunk_keys,
-        clip_key=plan.clip_key,
-        align_key=aligned.key,
-        voice_keys=list(audio_plan(screenplay, scene).voice_keys),
-        voiced=voiced,
-        voices_cached=len(scene.lines) - voiced,
-        wall_seconds=round(time.monotonic() - started, 3),
-    )
+    result = scene_result(screenplay, scene, aligned, plan, found, device, rendered)
+    result.voiced, result.voices_cached = voiced, len(scene.lines) - voiced
+    result.wall_seconds = round(time.monotonic() - started, 3)
+    return result
 
 
 @flow(name="render-scene", flow_run_name="{scene_id}", task_runner=ThreadPoolTaskRunner(max_workers=4))
@@ -172,10 +148,9 @@ def render_scene(
 
     `model_settings` overrides `defaults.model` as in `render-screenplay` (which forwards its own when fanning out).
     """
-    loaded, source = load_screenplay_with_source(screenplay)
-    loaded = apply_model_settings(loaded, model_settings)
-    settings = resolve_settings(
-        loaded,
+    loaded, source, settings = load_for_render(
+        screenplay,
+        model_settings,
         renderer=renderer,
         store_root=store_root,
         force=force,

@@ -20,11 +20,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.fan_out import fan_out_scenes
 from flows.render_scene import render_scene_video, voice_and_align
 from flows.report import screenplay_report
-from flows.settings import RenderSettings, resolve_settings
+from flows.settings import RenderSettings, load_for_render
 from multitalk.devices import shared_pool
 from multitalk.outputs import publish_outputs
-from multitalk.screenplay.load import load_screenplay_with_source
-from multitalk.screenplay.model_settings import apply_model_settings
 from multitalk.screenplay.schema import Screenplay
 from multitalk.stages import clip, final
 from multitalk.stages.align import AlignedScene
@@ -82,10 +80,9 @@ def render_screenplay(
     """
     started = time.monotonic()
     logger = get_run_logger()
-    loaded, source = load_screenplay_with_source(screenplay)
-    loaded = apply_model_settings(loaded, model_settings)
-    settings = resolve_settings(
-        loaded,
+    loaded, source, settings = load_for_render(
+        screenplay,
+        model_settings,
         renderer=renderer,
         store_root=store_root,
         force=force,

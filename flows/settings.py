@@ -7,13 +7,17 @@ takes explicit arguments.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
+from multitalk.screenplay.load import load_screenplay_with_source
+from multitalk.screenplay.model_settings import apply_model_settings
 from multitalk.screenplay.schema import Screenplay
+from multitalk.screenplay.yaml_source import SourceMap
 from multitalk.stages.settings import RenderSettings
 
-__all__ = ["RenderSettings", "default_outputs", "resolve_settings"]
+__all__ = ["RenderSettings", "default_outputs", "load_for_render", "resolve_settings"]
 
 
 def default_outputs() -> Path:
@@ -51,3 +55,16 @@ def resolve_settings(
         model=model or os.environ.get("MULTITALK_MODEL") or None,
         gpus_per_scene=gpus_per_scene,
     )
+
+
+def load_for_render(
+    screenplay_path: str, model_settings: Mapping[str, Any] | None, **options: Any
+) -> tuple[Screenplay, SourceMap | None, RenderSettings]:
+    """The screenplay at `screenplay_path` with `model_settings` applied, its source map and its resolved settings.
+
+    The one way the render flows start, so a scene run and a screenplay run resolve the same parameters alike;
+    `options` are `resolve_settings`'s keywords.
+    """
+    screenplay, source = load_screenplay_with_source(screenplay_path)
+    screenplay = apply_model_settings(screenplay, model_settings)
+    return screenplay, source, resolve_settings(screenplay, **options)

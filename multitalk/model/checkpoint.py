@@ -244,6 +244,25 @@ def read_entry(f, entry: TensorEntry, path: Path, key: str) -> torch.Tensor:
     return out
 
 
+def _slot_for(
+    key: str, key_map: KeyMap | None, slots: Mapping[str, _Slot], strict: bool, path: Path
+) -> tuple[str, _Slot] | None:
+    """The model slot a checkpoint tensor fills, None to skip it; strict loading rejects a tensor with no slot."""
+    target = key_map(key) if key_map else key
+    if target is None:
+        return None
+    slot = slots.get(target)
+    if slot is None:
+        if strict:
+            raise WeightsError(
+                f"{path}: unexpected tensor {key!r}"
+                + (f" (mapped to {target!r})" if target != key else "")
+                + "; the model has no such parameter or buffer"
+            )
+        return None
+    return target, slot
+
+
 def _plan_safetensors(
     files: Mapping[Path, Sequence[str] | None], key_map: KeyMap | None, slots: Mapping[str, _Slot], strict: bool
 ) -> tuple[list[tuple[Path, list[tuple[str, str, TensorEntry]]]], set[str]]:
@@ -258,18 +277,10 @@ def _plan_safetensors(
             entry = entries.get(key)
             if entry is None:
                 raise WeightsError(f"{path}: tensor {key!r} is listed in the index but not in this shard")
-            target = key_map(key) if key_map else key
-            if target is None:
+            found = _slot_for(key, key_map, slots, strict, path)
+            if found is None:
                 continue
-            slot = slots.get(target)
-            if slot is None:
-                if strict:
-                    raise WeightsError(
-                        f"{path}: unexpected tensor {key!r}"
-                        + (f" (mapped to {target!r})" if target != key else "")
-                        + "; the model has no such parameter or buffer"
-                    )
-                continue
+            target, slot = found
             if target in claimed:
                 raise WeightsError(f"tensor {target!r} appears in both {claimed[target]} and {path}")
             claimed[target] = path
@@ -394,14 +405,10 @@ def load_pth_checkpoint(
     device = torch.device(device)
     todo: list[tuple[str, str]] = []
     for key in state:
-        target = key_map(key) if key_map else key
-        if target is None:
+        found = _slot_for(key, key_map, slots, strict, path)
+        if found is None:
             continue
-        slot = slots.get(target)
-        if slot is None:
-            if strict:
-                raise WeightsError(f"{path}: unexpected tensor {key!r}; the model has no such parameter or buffer")
-            continue
+        target, slot = found
         _check_shape(key, state[key].shape, slot, str(path))
         todo.append((key, target))
     loaded = {t for _, t in todo}

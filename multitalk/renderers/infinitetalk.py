@@ -20,15 +20,13 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from multitalk.generation.infinitetalk import InfiniteTalkPipeline, InfiniteTalkSceneSpec
-from multitalk.generation.pipeline import CARRY_DTYPE, ChunkAudio
+from multitalk.generation.pipeline import CARRY_DTYPE
 from multitalk.generation.streaming import Chunk
 from multitalk.media.source_video import SourceVideo, convert_to_25fps
 from multitalk.model import infinitetalk_weights as ITW
@@ -80,6 +78,7 @@ class InfiniteTalkRenderer(MultiTalkRenderer):
 
     name = "infinitetalk"
     family = "infinitetalk"
+    label = "InfiniteTalk"
 
     def __init__(
         self, weights: str | Path | None = None, *, config: str | ModelConfig = "infinitetalk-14b", **options: Any
@@ -159,21 +158,6 @@ class InfiniteTalkRenderer(MultiTalkRenderer):
         material["adapter"] = fingerprint_files({f"{variant}/{ITW.ADAPTER_FILE}": layout.adapter})
         material["video"] = context.video is not None
         return material
-
-    def render_chunk(
-        self, context: SceneContext, chunk: Chunk, previous: Path | None, carry_out: Path
-    ) -> Iterator[np.ndarray]:
-        if context.fps != 25:
-            raise ValueError(f"scene {context.scene_id!r}: InfiniteTalk renders at 25 fps, got {context.fps}")
-        spec = self.scene_spec(context, chunk)
-        start, end = chunk.audio_window(self.audio_margin_frames)
-        windows = tuple(context.read_track_window(i, start, end) for i in range(len(context.persons)))
-        pipeline = self.pipeline(context)
-        yield from pipeline.render_chunk(
-            spec, chunk, ChunkAudio(windows, start), previous, carry_out, self.settings_for(context)
-        )
-
-    # -- loading ----------------------------------------------------------------------------------------
 
     def pipeline(self, context: SceneContext | None = None) -> InfiniteTalkPipeline:
         """The loaded pipeline of this device for the scene's adapter and model settings (shared between

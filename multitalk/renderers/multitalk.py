@@ -151,6 +151,7 @@ class MultiTalkRenderer:
 
     name = "multitalk"
     family = "multitalk"  # the model family (screenplay `model.family`) this renderer renders
+    label = "MultiTalk"  # the model's name in messages
     pixel_format = "rgb24"
 
     def __init__(
@@ -293,7 +294,7 @@ class MultiTalkRenderer:
         self, context: SceneContext, chunk: Chunk, previous: Path | None, carry_out: Path
     ) -> Iterator[np.ndarray]:
         if context.fps != 25:
-            raise ValueError(f"scene {context.scene_id!r}: MultiTalk renders at 25 fps, got {context.fps}")
+            raise ValueError(f"scene {context.scene_id!r}: {self.label} renders at 25 fps, got {context.fps}")
         spec = self.scene_spec(context, chunk)
         start, end = chunk.audio_window(self.audio_margin_frames)
         windows = tuple(context.read_track_window(i, start, end) for i in range(len(context.persons)))

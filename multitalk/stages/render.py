@@ -18,6 +18,7 @@ from typing import Any
 
 from multitalk.failures import check_outputs_writable
 from multitalk.outputs import publish_outputs
+from multitalk.renderers.base import Renderer
 from multitalk.renderers.registry import renderer_for, scene_family
 from multitalk.screenplay.load import load_screenplay_with_source
 from multitalk.screenplay.model_settings import apply_model_settings
@@ -26,7 +27,7 @@ from multitalk.screenplay.yaml_source import SourceMap
 from multitalk.stages import align, chunk, clip, final, voice
 from multitalk.stages.align import AlignedScene
 from multitalk.stages.clip import SceneClip
-from multitalk.stages.plan import SceneResult, audio_plan, invalidate_forced, video_plan
+from multitalk.stages.plan import SceneResult, SceneVideoPlan, audio_plan, invalidate_forced, video_plan
 from multitalk.stages.progress import ProgressEvent, emit
 from multitalk.stages.settings import RenderSettings
 from multitalk.stages.stage import Stage
@@ -105,18 +106,8 @@ def render_scene(
     """The scene's clip, rendering the chunks the store lacks (none at all when the clip is there)."""
     store = settings.store
     device = settings.devices[0]
-    renderer = renderer_for(
-        settings.renderer,
-        device,
-        weights=settings.weights,
-        model=settings.model,
-        family=scene_family(screenplay, scene),
-    )
-    plan = video_plan(screenplay, scene, aligned, renderer, settings.encode)
-    invalidate_forced(store, settings, Stage.CHUNK, plan.forced_chunk_keys)
-    invalidate_forced(store, settings, Stage.CLIP, [plan.clip_key])
+    renderer, plan = plan_scene_video(screenplay, scene, aligned, settings, device)
     total = len(plan.chunks)
-    emit(ProgressEvent("scene-planned", scene.id, chunks_total=total, frames=aligned.frames))
     rendered = 0
     found = clip.load(store, plan.clip_key) if Stage.CHUNK not in settings.force else None
     if found is None:
@@ -131,7 +122,42 @@ def render_scene(
             chunks.append(done)
         found = clip.build(store, plan.clip_key, scene.id, chunks, aligned)
     emit(ProgressEvent("scene-done", scene.id, chunks_total=total, frames=aligned.frames))
-    result = SceneResult(
+    return found, scene_result(screenplay, scene, aligned, plan, found, device, rendered)
+
+
+def plan_scene_video(
+    screenplay: Screenplay, scene: Scene, aligned: AlignedScene, settings: RenderSettings, device: str
+) -> tuple[Renderer, SceneVideoPlan]:
+    """The scene's renderer on `device` and its chunk plan, with forced entries dropped and `scene-planned` emitted.
+
+    Shared by this in-process render and the `render-scene` flow, so both plan and invalidate identically.
+    """
+    renderer = renderer_for(
+        settings.renderer,
+        device,
+        weights=settings.weights,
+        model=settings.model,
+        family=scene_family(screenplay, scene),
+    )
+    plan = video_plan(screenplay, scene, aligned, renderer, settings.encode)
+    invalidate_forced(settings.store, settings, Stage.CHUNK, plan.forced_chunk_keys)
+    invalidate_forced(settings.store, settings, Stage.CLIP, [plan.clip_key])
+    emit(ProgressEvent("scene-planned", scene.id, chunks_total=len(plan.chunks), frames=aligned.frames))
+    return renderer, plan
+
+
+def scene_result(
+    screenplay: Screenplay,
+    scene: Scene,
+    aligned: AlignedScene,
+    plan: SceneVideoPlan,
+    found: SceneClip,
+    device: str,
+    rendered: int,
+) -> SceneResult:
+    """The manifest row of a rendered scene; the caller fills in voicing and wall time, which it measures."""
+    total = len(plan.chunks)
+    return SceneResult(
         scene_id=scene.id,
         device=device,
         frames=found.frames,
@@ -146,7 +172,6 @@ def render_scene(
         voiced=0,
         voices_cached=0,
     )
-    return found, result
 
 
 def stitch(
