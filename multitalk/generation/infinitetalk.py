@@ -1,7 +1,7 @@
 """The InfiniteTalk chunk loop: every chunk re-anchored on a reference frame, its motion latents pinned clean.
 
 InfiniteTalk (same authors, same Wan2.1-I2V-14B base, same DiT, VAE, wav2vec2, masks, schedule, guidance and
-colour correction as MultiTalk) changes only how a chunk is conditioned and sampled (INFINITETALK_SPEC.md §4):
+colour correction as MultiTalk) changes only how a chunk is conditioned and sampled (the official InfiniteTalk code):
 
 1. reference frame: the scene image, or for a dubbed video its frame `chunk.start` (= the chunk's audio start,
    k·a with a = frame_num − motion_frames), clamped to the last frame. It is the CLIP input and frame 0 of the
@@ -35,7 +35,7 @@ the audio (not time reflection), the carry stored as float16 on disk. The fp32 L
 the audio tokens (`audio_proj.norm` under autocast) is what our `LayerNorm` always does (fp32 maths, cast back).
 
 References: MeiGen-AI/InfiniteTalk `wan/multitalk.py` (`generate_infinitetalk`), `wan/utils/utils.py`
-(`extract_specific_frames`); shared/parity/infinitetalk/README.md.
+(`extract_specific_frames`); tests/multitalk/generation/test_infinitetalk_parity.py.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ from multitalk.model.vae import WanVAE
 
 logger = logging.getLogger(__name__)
 
-MOTION_FRAMES = 9  # official CLI default and every README example (INFINITETALK_SPEC.md §6)
+MOTION_FRAMES = 9  # official CLI default and every README example (the official InfiniteTalk code)
 
 
 # --------------------------------------------------------------------------------------------------------

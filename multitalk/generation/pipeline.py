@@ -2,7 +2,7 @@
 
 `MultiTalkPipeline` holds the DiT, VAE, umT5, CLIP and wav2vec2 models of one release on one device and turns
 (scene, chunk, the chunk's audio window, the previous chunk's carried state) into that chunk's frames, one
-uint8 (H, W, 3) frame at a time. Per chunk (MODEL_SPEC.md, "Chunks" and "Sampling"):
+uint8 (H, W, 3) frame at a time. Per chunk (as the official code does):
 
 1. text: the prompt and the negative prompt through umT5 (cached per scene; umT5 lives on the host and visits
    the device to encode, or encodes on the CPU with `offload: t5`);

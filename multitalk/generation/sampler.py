@@ -23,7 +23,8 @@ re-noised to the current noise level, `(1 - σ) * motion + σ * fresh_noise` wit
 and after every step with the next timestep. Fresh noise comes from a local `torch.Generator` whose seed
 derives from (scene seed, chunk index), so a resumed render equals an uninterrupted one.
 
-Everything here is float32 and matches shared/parity (`sampler_schedules`, `sampler_run`, `streaming`).
+Everything here is float32 and matches the official code's parity fixtures (`sampler_schedules`, `sampler_run`,
+`streaming`; tests/multitalk/generation/test_sampler.py).
 
 References:
 - MeiGen-AI/MultiTalk `wan/multitalk.py` (`generate`, `add_noise`, `timestep_transform`) and
@@ -31,7 +32,7 @@ References:
 - Lipman et al., "Flow Matching for Generative Modeling" (2023), arXiv:2210.02747.
 - Sadat et al., "Eliminating Oversaturation and Artifacts of High Guidance Scales in Diffusion Models"
   (APG, 2024), arXiv:2410.02416.
-- shared/parity/README.md, "Sampler" and "Streaming".
+- tests/multitalk/generation/test_sampler.py and test_streaming.py (the parity checks).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 MultiTalk generates 81-frame chunks at 25 fps. The first chunk starts from the reference image; every later chunk
 is conditioned on the last 25 frames ("motion frames") of the chunk before and generates 56 new ones, while its
-audio window advances 56 frames. (MODEL_SPEC.md, "Chunks".)
+audio window advances 56 frames. (As in the official code.)
 
 **Ours**, deliberately unlike the official code: exactly `N` frames come out for an `N`-frame scene (no L−3
 trimming, no 1000-frame cap); the audio past the end of the track is silence rather than a time reflection; and

@@ -1,7 +1,7 @@
 """A recorded take to re-voice (video dubbing): converted to 25 fps once, then read one frame at a time.
 
 InfiniteTalk conditions chunk k of a dubbed scene on the source video's frame `k·a` (a = 72 new frames per chunk),
-counted on the 25 fps audio-frame grid whatever the video's own rate is (INFINITETALK_SPEC.md §4.9). So the source
+counted on the 25 fps audio-frame grid whatever the video's own rate is (the official InfiniteTalk code). So the source
 is first converted to 25 fps by ffmpeg's `fps` filter into a lossless FFV1 file (no second lossy generation, and
 every later read decodes the same pixels), and frames are then read by index as RGB, the last frame standing in
 for any index past the end, as the official `extract_specific_frames` does.

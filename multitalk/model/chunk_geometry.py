@@ -2,7 +2,7 @@
 
 They belong to the model (the DiT sees `1 + (frame_num - 1) / 4` latent frames, the first `1 + (motion - 1) / 4`
 of them conditioned on the previous chunk), so the model config owns them and the streaming plan reads them.
-(MODEL_SPEC.md, "Chunks".)
+(As in the official code.)
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ References:
 - MeiGen-AI/MultiTalk `match_and_blend_colors` (the behaviour reproduced here).
 - scikit-image `skimage/color/colorconv.py` (`rgb2xyz`, `xyz2lab`, `lab2xyz`, `xyz2rgb`).
 - Reinhard et al., "Color Transfer between Images", IEEE CG&A 2001.
-- /work/shared/MODEL_SPEC.md ("Colour correction") and /work/shared/parity/README.md (`color` fixture).
+- The `color` parity test in tests/multitalk/model/test_color.py (a fixture from the official code).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ wav2vec layers x hidden = DiT audio input, ...), so a config that would fail dee
 
 References:
 - Wan-Video/Wan2.1 `wan/configs/` (a registry of named configs), MeiGen-AI/MultiTalk
-  `wan/configs/wan_multitalk_14B.py`; /work/shared/MODEL_SPEC.md for the values.
+  `wan/configs/wan_multitalk_14B.py` for the values.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def get_config(name: str | ModelConfig) -> ModelConfig:
     return CONFIGS[name]
 
 
-# InfiniteTalk (INFINITETALK_SPEC.md §2, §6): the MultiTalk stack and weights layout of the same base, with 9 motion
+# InfiniteTalk (the official InfiniteTalk code): the MultiTalk stack and weights layout of the same base, with 9 motion
 # frames (3 latent frames) carried between 81-frame chunks, so every later chunk adds 72 frames.
 CONFIGS["infinitetalk-14b"] = dataclasses.replace(
     CONFIGS["multitalk-14b"], name="infinitetalk-14b", geometry=ChunkGeometry(frame_num=81, motion_frames=9)

@@ -28,7 +28,7 @@ References:
 - MeiGen-AI/MultiTalk `wan/modules/multitalk_model.py`, `wan/modules/attention.py`,
   `wan/utils/multitalk_utils.py`; Kong et al., "Let Them Talk: Audio-Driven Multi-Person Conversational
   Video Generation" (2025), arXiv:2505.22647.
-- shared/parity/README.md, "The maths" (the exact computation our fixtures pin down).
+- tests/multitalk/model/test_dit.py (parity with the official code on its fixtures).
 """
 
 from __future__ import annotations

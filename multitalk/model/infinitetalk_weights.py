@@ -1,6 +1,6 @@
 """Finding and loading the official InfiniteTalk weights: the Wan2.1 base + one InfiniteTalk adapter file.
 
-The release (INFINITETALK_SPEC.md §3) is the MultiTalk base with another adapter:
+The official release is the MultiTalk base with another adapter:
 
     Wan2.1-I2V-14B-480P/            the 7 DiT shards + config.json, VAE, T5, CLIP (as for MultiTalk)
     chinese-wav2vec2-base/          the audio encoder (as for MultiTalk)

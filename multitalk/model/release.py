@@ -1,6 +1,6 @@
 """Finding the official MultiTalk / Wan2.1 release on disk, and its fingerprint.
 
-The release is three folders (MODEL_SPEC.md, "Released files"):
+The release is three folders (as the official download lays it out):
 
 - `Wan2.1-I2V-14B-480P/`: the DiT in sharded safetensors (`diffusion_pytorch_model-0000N-of-00007.safetensors`
   + `config.json`), the VAE, T5 and CLIP `.pth` files and the two tokenizer folders;

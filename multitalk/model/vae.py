@@ -11,7 +11,7 @@ renaming table. The VAE runs in float32, as the official pipeline does.
 
 References:
 - Wan-Video/Wan2.1, `wan/modules/vae.py` (`WanVAE_`, `WanVAE`): the architecture, caching and normalisation.
-- /work/shared/MODEL_SPEC.md ("VAE (Wan 2.1, causal)") and /work/shared/parity/README.md (`vae` fixtures).
+- The `vae` parity tests in tests/multitalk/model/test_vae.py (fixtures from the official code).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A tiny random InfiniteTalk release in the official folder layout, plus a tiny take to dub, for tests and benches.
 
-`write_tiny_infinitetalk_release(root)` writes what an InfiniteTalk user downloads (INFINITETALK_SPEC.md §3), at
+`write_tiny_infinitetalk_release(root)` writes what an InfiniteTalk user downloads (the official layout), at
 the sizes of `CONFIGS["tiny-infinitetalk"]`, with seeded random weights:
 
     Wan2.1-I2V-14B-480P/                the base (7 DiT shards, config.json, VAE, T5, CLIP, tokenizers)

@@ -1,7 +1,7 @@
 """A tiny random MultiTalk release written in the official folder layout, for tests and benches.
 
 `write_tiny_release(root)` writes, under `root`, the same files with the same names, key names and formats as
-the official download (MODEL_SPEC.md, "Released files"), at the sizes of a small `ModelConfig`
+the official download (as the official download lays it out), at the sizes of a small `ModelConfig`
 (`CONFIGS["tiny"]` by default) and with random weights from a seeded generator:
 
     Wan2.1-I2V-14B-480P/
