@@ -78,7 +78,7 @@ def _fallback_notes(screenplay: Screenplay) -> None:
             typer.echo(f"note: {screenplay.source_file.name}: {name}: {note}", err=True)
 
 
-# --- model settings flags (issue 11): `render` and `plan` override defaults.model the same way -------------
+# Model settings flags: `render` and `plan` override defaults.model the same way.
 PresetFlag = Annotated[str | None, typer.Option("--preset", help="Override defaults.model.preset: fast, hero.")]
 LoraFlag = Annotated[
     list[str] | None,
@@ -174,9 +174,6 @@ def apply_model_flags(screenplay: Screenplay, overrides: dict[str, Any]) -> Scre
     except ModelOverrideError as error:
         console.print(f"error: {error}", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
-
-
-# --- end model settings flags -------------------------------------------------------------------------------
 
 
 @app.command()
@@ -512,8 +509,7 @@ def _models_needed(screenplay: Screenplay) -> list[tuple[str, str]]:
     return needed
 
 
-# Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).
-# --- plan (issue 11) ---------------------------------------------------------------------------------------
+# `multitalk plan`: GPU time and memory before rendering (multitalk/generation/gpu_plan.py).
 @app.command()
 def plan(
     file: Path = typer.Argument(..., help="Screenplay YAML file."),  # noqa: B008
@@ -553,7 +549,7 @@ def plan(
         console.print(line, markup=False, soft_wrap=True)
 
 
-# --- end plan ---------------------------------------------------------------------------------------------
+# Maintenance commands: `multitalk cache ls|gc` (flows/cache_commands.py) and `multitalk doctor` (flows/doctor.py).
 app.add_typer(cache_app, name="cache")
 app.add_typer(server_app, name="server")
 app.command()(doctor)
