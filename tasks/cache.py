@@ -39,6 +39,9 @@ LOADERS: dict[str, Callable[[Store, str], Any]] = {
 }
 
 STALE_LOCK_SECONDS = 12 * 3600  # a lock this old belongs to a holder on a machine that is gone
+# Prefect creates a lock file, then writes it: one that still cannot be read after this long was left by a holder
+# killed in between.
+HALF_WRITTEN_LOCK_SECONDS = 5.0
 PREFECT_RECORDS = "prefect"  # <store root>/cache/prefect/<key>: Prefect's cache records and JSON results
 PREFECT_LOCKS = "prefect-locks"
 
@@ -66,7 +69,8 @@ class CrashSafeLockManager(FileSystemLockManager):
     Prefect's file locks never expire by default and name their holder by a random id, so a render killed in
     the middle of a task would leave its lock and the next run would wait for it for ever. We add the holding
     process (host and pid) to each lock file; a lock whose process is gone (same host), or that is older than
-    `STALE_LOCK_SECONDS` (another host, e.g. on a shared store), counts as free and is removed.
+    `STALE_LOCK_SECONDS` (another host, e.g. on a shared store), counts as free and is removed. So does a lock
+    file left empty by a holder killed between creating and writing it.
     """
 
     def acquire_lock(
@@ -93,6 +97,22 @@ class CrashSafeLockManager(FileSystemLockManager):
             temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             temp.write_text(json.dumps(info))
             os.replace(temp, path)
+
+    def _get_lock_info(self, key: str, use_cache: bool = True) -> Any:
+        try:
+            return super()._get_lock_info(key, use_cache=use_cache)
+        except ValueError:  # empty or half-written
+            path = Path(self._lock_path_for_key(key))
+            try:
+                age = time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                return None
+            if age > HALF_WRITTEN_LOCK_SECONDS:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+                self._locks.pop(key, None)
+                return None
+            return {"holder": None, "expiration": None, "path": path}
 
     def is_locked(self, key: str, use_cache: bool = False) -> bool:
         if not super().is_locked(key, use_cache=use_cache):
@@ -149,9 +169,18 @@ class StoreCachePolicy(CachePolicy):
         if found is None:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(record)
-        elif not record.exists():
+        elif not _record_is_readable(record):
             write_record(store, key, found)
         return key
+
+
+def _record_is_readable(record: Path) -> bool:
+    """False when Prefect's record is missing or was cut short (Prefect writes it in place, not atomically)."""
+    try:
+        ResultRecord.deserialize(record.read_bytes())
+    except Exception:  # missing or unparseable: the record is rewritten from the verified store entry
+        return False
+    return True
 
 
 def cached(task: Task, stage: Stage | str, store: Store, *, refresh: bool = False) -> Task:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from prefect.results import ResultRecord
 
 from multitalk.store.store import Store
 from tasks.cache import PREFECT_RECORDS, CrashSafeLockManager, StoreCachePolicy
@@ -22,9 +26,9 @@ def test_compute_key_is_the_content_key_while_the_entry_is_valid(tmp_path: Path)
     assert not record.exists(), "a record without its store entry must be dropped, so the task runs again"
 
     entry = store.put("chunk", "k1", {"segment.mp4": b"frames"}, chunk={"index": 0}, frames=1)
-    record.write_text("{}")
+    record.write_text('{"metadata": {"seri')  # cut short by a kill while Prefect wrote it
     assert policy.compute_key(None, {"key": "k1"}, {}) == "k1"
-    assert record.exists()
+    assert ResultRecord.deserialize(record.read_bytes()).result.index == 0, "rewritten from the entry"
     (entry.path / "segment.mp4").write_bytes(b"fram")  # truncated
     policy.compute_key(None, {"key": "k1"}, {})
     assert not record.exists()
@@ -45,3 +49,17 @@ def test_lock_of_a_dead_process_is_free(tmp_path: Path) -> None:
     assert not other.is_locked("key")
     assert not (tmp_path / "key.lock").exists()
     assert other.acquire_lock("key", holder="next", acquire_timeout=1)
+
+
+def test_lock_file_left_empty_by_a_killed_holder_is_free(tmp_path: Path) -> None:
+    """Killed between Prefect creating the lock file and writing it: the next render must not crash or wait."""
+    lock = tmp_path / "key.lock"
+    lock.touch()
+    manager = CrashSafeLockManager(lock_files_directory=tmp_path)
+    assert manager.is_locked("key")  # just created: someone is writing it
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    assert not manager.is_locked("key")
+    assert not lock.exists()
+    assert manager.acquire_lock("key", holder="next", acquire_timeout=1)
+    assert json.loads(lock.read_text())["holder"] == "next"
