@@ -15,8 +15,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from multitalk.screenplay.schema import Character, Line
+from multitalk.timing import DELIVERY_SAMPLE_RATE
 
-LINE_SAMPLE_RATE = 48_000  # line audio is kept at the delivery rate; conditioning tracks derive 16 kHz from it
+LINE_SAMPLE_RATE = DELIVERY_SAMPLE_RATE  # lines are kept at the delivery rate; tracks derive 16 kHz from them
 
 
 class VoiceError(RuntimeError):

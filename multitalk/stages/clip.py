@@ -1,4 +1,6 @@
-"""Stage `clip`: a scene's MP4, its chunk segments stream-copied with its 48 kHz mix muxed.
+"""Stage `clip`: a scene's MP4, its chunk segments stream-copied with its mix encoded once as AAC packets.
+
+The packets (`scene.aac`) are kept beside the clip: the final joins them without encoding them again.
 
 Verified frame-exact with ffprobe before it is committed: a clip that does not hold exactly the scene's frames
 never enters the store. Its key is known as soon as the chunk keys are, so a scene whose clip is in the store
@@ -14,6 +16,7 @@ from typing import Any
 
 from multitalk.media.assemble import assemble_scene_clip
 from multitalk.media.probe import video_facts
+from multitalk.media.scene_audio import encode_scene_audio
 from multitalk.stages.align import AlignedScene
 from multitalk.stages.chunk import RenderedChunk
 from multitalk.stages.stage import Stage
@@ -21,8 +24,8 @@ from multitalk.store.keys import content_key
 from multitalk.store.store import Entry, Store
 
 STAGE = Stage.CLIP
-VERSION = "1"
-CLIP_FILE = "scene.mp4"
+VERSION = "2"  # 2: the scene's AAC packets kept for the final
+CLIP_FILE, AUDIO_FILE = "scene.mp4", "scene.aac"
 
 
 class AssemblyError(RuntimeError):
@@ -40,6 +43,7 @@ class SceneClip:
     audio_seconds: float | None
     size: tuple[int, int]
     video: Path
+    audio: Path  # the scene's AAC packets (ADTS), as muxed in `video`
 
     @classmethod
     def of(cls, entry: Entry) -> SceneClip:
@@ -52,6 +56,7 @@ class SceneClip:
             result.get("audio_seconds"),
             tuple(result["size"]),
             entry.file(CLIP_FILE),
+            entry.file(AUDIO_FILE),
         )
 
 
@@ -82,6 +87,7 @@ def load(store: Store, key: str) -> SceneClip | None:
 def build(store: Store, key: str, scene_id: str, chunks: Sequence[RenderedChunk], aligned: AlignedScene) -> SceneClip:
     with store.writing(STAGE, key) as temp:
         out = temp / CLIP_FILE
-        assemble_scene_clip([chunk.segment for chunk in chunks], aligned.mix, out)
+        encode_scene_audio(aligned.mix, temp / AUDIO_FILE)
+        assemble_scene_clip([chunk.segment for chunk in chunks], temp / AUDIO_FILE, out)
         facts = verify_frames(out, aligned.frames)
         return SceneClip.of(store.commit(STAGE, key, temp, {"scene_id": scene_id, **facts}))

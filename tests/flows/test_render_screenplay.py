@@ -20,6 +20,7 @@ from multitalk.stages.chunk import STAGE as CHUNK_STAGE
 from multitalk.stages.clip import CLIP_FILE
 from multitalk.stages.clip import STAGE as CLIP_STAGE
 from multitalk.store.store import Store
+from multitalk.timing import SCENE_FRAME_MULTIPLE
 from tests.flows.conftest import REPO, subprocess_env
 
 
@@ -54,7 +55,10 @@ def test_renders_frame_exact_and_rerun_renders_nothing(prefect_api: str, small_p
 
 @pytest.mark.parametrize("seconds", [3.2, 3.24, 5.52, 7.0])
 def test_scene_lengths_off_chunk_boundaries_are_frame_exact(prefect_api: str, tmp_path: Path, seconds: float) -> None:
-    """A recorded line of a chosen length gives a scene of a known frame count, however it falls on chunks."""
+    """A recorded line of a chosen length gives a scene of a known frame count, however it falls on chunks.
+
+    The count is the frames covering the recording, rounded up to whole AAC packets of the mix (8 frames).
+    """
     project = tmp_path / "p"
     project.mkdir()
     Image.new("RGB", (640, 640), (90, 120, 160)).save(project / "room.png")
@@ -67,9 +71,12 @@ def test_scene_lengths_off_chunk_boundaries_are_frame_exact(prefect_api: str, tm
         "scenes:\n  - {id: s, image: room.png, lines: [{ana: {audio: take.wav}}]}\n"
     )
     manifest = render(path, tmp_path / "out")
-    expected = int(np.ceil(round(seconds * 25, 6)))
+    covering = int(np.ceil(round(seconds * 25, 6)))
+    expected = -(-covering // SCENE_FRAME_MULTIPLE) * SCENE_FRAME_MULTIPLE
     assert manifest["totals"]["frames"] == expected
-    assert video_facts(Path(manifest["video"])).frames == expected
+    facts = video_facts(Path(manifest["video"]))
+    assert facts.frames == expected
+    assert facts.audio_seconds == pytest.approx(expected / 25, abs=1e-6), "audio sample-exact to the frames"
 
 
 def test_edit_rerenders_only_from_the_edited_chunk(prefect_api: str, small_project: Path, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from multitalk.audio.align import (
     frames_covering,
 )
 from multitalk.screenplay import ScreenplayError
-from multitalk.timing import SAMPLES_PER_FRAME
+from multitalk.timing import SAMPLES_PER_FRAME, SCENE_FRAME_MULTIPLE
 
 PLAY = """
 title: timing
@@ -59,8 +59,9 @@ def test_lines_follow_the_placement_rules_on_the_frame_grid(play):
     # the pause replaces the gap: 3.04 + 0.77 + 1.13 = 4.94 s -> frame 124 (4.96 s)
     assert starts[3] == 124
     assert starts[4] == frame_at(12.345) == 309
-    # scene: last end + tail, whole frames
-    assert timeline.frames == ends[4] + frame_at(0.5) == 309 + 23 + 13
+    # scene: last end + tail (332 + 13 = 345 frames), rounded up to whole AAC packets of the mix (8 frames)
+    assert ends[4] + frame_at(0.5) == 345
+    assert timeline.frames == 352 and timeline.frames % SCENE_FRAME_MULTIPLE == 0
     assert all(isinstance(v, int) for v in starts + ends)
     for line in timeline.lines:
         assert line.start() * 25 == pytest.approx(line.start_frame)  # seconds are on the grid

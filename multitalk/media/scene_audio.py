@@ -1,0 +1,82 @@
+"""A scene's delivery audio as AAC packets that later join other scenes' packets without being encoded again.
+
+The final video's audio is every scene's packets one after another, so an edit of one scene encodes only that
+scene's audio (encoding a whole film's mix took most of an edit's wall time). That is sample-exact because a scene
+lasts a whole number of AAC packets (1024 samples: scenes are a multiple of `SCENE_FRAME_MULTIPLE` frames, see
+multitalk/timing.py) and each scene is encoded alone between `CONTEXT` samples of silence. ffmpeg's AAC encoder
+outputs one packet of delay, so packet `k` of that encode holds scene samples from `(k - FIRST_PACKET) * 1024`;
+we keep the packets of the scene and one warm-up packet before them, which the MP4 edit list skips
+(`-itsoffset`), as any AAC file's priming is skipped. Joined, a scene's first packet decodes with the previous
+scene's last one instead of its warm-up: identical where scenes meet in silence (the default lead-in and tail),
+and a hard cut of at most one packet (21 ms) where a scene starts or ends mid-sound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+import soundfile
+
+from multitalk.media.ffmpeg import BITEXACT, run
+from multitalk.timing import AAC_PACKET, DELIVERY_SAMPLE_RATE
+
+PACKET = AAC_PACKET  # samples per AAC-LC packet
+RATE = DELIVERY_SAMPLE_RATE  # the delivery mix's rate
+CONTEXT = 2 * PACKET  # silence encoded before and after a scene: the encoder's delay and look-ahead
+ENCODER_DELAY = PACKET  # ffmpeg's native AAC encoder (its `initial_padding`)
+FIRST_PACKET = (CONTEXT + ENCODER_DELAY) // PACKET  # the first packet holding scene samples
+AUDIO_CODEC: dict[str, Any] = {"c:a": "aac", "b:a": "192k", "ar": RATE}
+
+
+class SceneAudioError(RuntimeError):
+    """A scene's audio cannot be cut into whole AAC packets, or the encoder gave fewer packets than it holds."""
+
+
+def adts_packets(data: bytes) -> list[bytes]:
+    """The packets of an ADTS stream (each starts with a 7- or 9-byte header that holds its length)."""
+    packets, offset = [], 0
+    while offset < len(data):
+        header = data[offset : offset + 7]
+        if len(header) < 7 or header[0] != 0xFF or header[1] & 0xF0 != 0xF0:
+            raise SceneAudioError(f"not an ADTS packet at byte {offset}")
+        length = ((header[3] & 0x03) << 11) | (header[4] << 3) | (header[5] >> 5)
+        packets.append(data[offset : offset + length])
+        offset += length
+    return packets
+
+
+def encode_scene_audio(mix_wav: Path, out: Path) -> None:
+    """Write the scene's AAC packets (ADTS, one warm-up packet first) for its mono 48 kHz mix."""
+    info = soundfile.info(str(mix_wav))
+    if info.samplerate != RATE or info.frames == 0 or info.frames % PACKET:
+        raise SceneAudioError(
+            f"{mix_wav.name}: {info.frames} samples at {info.samplerate} Hz is not a whole number of "
+            f"{PACKET}-sample packets at {RATE} Hz"
+        )
+    encoded = out.with_name(f".{out.name}.adts")
+    padded = ffmpeg.input(str(mix_wav)).filter("adelay", delays=f"{CONTEXT}S", all=1).filter("apad", pad_len=CONTEXT)
+    try:
+        run(ffmpeg.output(padded, str(encoded), f="adts", ac=1, **AUDIO_CODEC, **BITEXACT))
+        packets = adts_packets(encoded.read_bytes())
+    finally:
+        encoded.unlink(missing_ok=True)
+    end = FIRST_PACKET + info.frames // PACKET
+    if len(packets) < end:
+        raise SceneAudioError(f"the AAC encoder gave {len(packets)} packets for a scene that needs {end}")
+    out.write_bytes(b"".join(packets[FIRST_PACKET - 1 : end]))
+
+
+def join_scene_audio(scenes: Sequence[Path], out: Path) -> None:
+    """One ADTS stream of the scenes' packets: the first scene's warm-up packet starts it, the others' are dropped."""
+    with out.open("wb") as joined:
+        for index, scene in enumerate(scenes):
+            packets = adts_packets(scene.read_bytes())
+            joined.write(b"".join(packets if index == 0 else packets[1:]))
+
+
+def scene_audio_input(adts: Path) -> Any:
+    """An ffmpeg-python input of a joined or single scene's packets whose warm-up packet the MP4 edit list skips."""
+    return ffmpeg.input(str(adts), f="aac", itsoffset=f"{-PACKET / RATE:.9f}")
