@@ -32,3 +32,19 @@ class ChunkGeometry:
     def advance(self) -> int:
         """New frames per later chunk (the audio window moves this far)."""
         return self.frame_num - self.motion_frames
+
+
+# The released models' chunks by family: MultiTalk carries 25 frames into the next chunk, InfiniteTalk 9 (72 new
+# frames per later chunk). Here rather than only in the model configs so that counting a screenplay's chunks (keys,
+# the preview renderer, `multitalk plan`) needs no torch.
+RELEASED_GEOMETRY: dict[str, ChunkGeometry] = {
+    "multitalk": ChunkGeometry(frame_num=FRAME_NUM, motion_frames=MOTION_FRAMES),
+    "infinitetalk": ChunkGeometry(frame_num=FRAME_NUM, motion_frames=9),
+}
+
+
+def geometry_for_family(family: str) -> ChunkGeometry:
+    """The chunk geometry of the released model of a family, to count chunks as the model will."""
+    if family not in RELEASED_GEOMETRY:
+        raise ValueError(f"unknown model family {family!r} (known: {', '.join(RELEASED_GEOMETRY)})")
+    return RELEASED_GEOMETRY[family]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from multitalk.model.buckets import BUCKETS
-from multitalk.model.chunk_geometry import ChunkGeometry
+from multitalk.model.chunk_geometry import RELEASED_GEOMETRY, ChunkGeometry
 from multitalk.model.clip import ClipVisualConfig
 from multitalk.model.dit import DiTConfig
 from multitalk.model.t5 import T5EncoderConfig
@@ -154,7 +154,7 @@ def _multitalk_14b() -> ModelConfig:
         t5=T5EncoderConfig(),  # umT5-XXL: vocab 256384, dim 4096, 24 layers, 64 heads
         clip=ClipVisualConfig(),  # ViT-H/14 at 224: 257 tokens x 1280, 32 blocks
         wav2vec=Wav2VecConfig(),  # chinese-wav2vec2-base: 12 layers x 768
-        geometry=ChunkGeometry(frame_num=81, motion_frames=25),
+        geometry=RELEASED_GEOMETRY["multitalk"],
         text_len=512,
     )
 
@@ -225,7 +225,7 @@ def get_config(name: str | ModelConfig) -> ModelConfig:
 # InfiniteTalk (the official InfiniteTalk code): the MultiTalk stack and weights layout of the same base, with 9 motion
 # frames (3 latent frames) carried between 81-frame chunks, so every later chunk adds 72 frames.
 CONFIGS["infinitetalk-14b"] = dataclasses.replace(
-    CONFIGS["multitalk-14b"], name="infinitetalk-14b", geometry=ChunkGeometry(frame_num=81, motion_frames=9)
+    CONFIGS["multitalk-14b"], name="infinitetalk-14b", geometry=RELEASED_GEOMETRY["infinitetalk"]
 )
 CONFIGS["tiny-infinitetalk"] = dataclasses.replace(
     CONFIGS["tiny"], name="tiny-infinitetalk", geometry=ChunkGeometry(frame_num=17, motion_frames=5)
@@ -247,9 +247,3 @@ def config_for_family(config: str | ModelConfig, family: str) -> ModelConfig:
     name = config.name if isinstance(config, ModelConfig) else config
     mapped = FAMILY_CONFIGS[family].get(name)
     return get_config(mapped) if mapped is not None else get_config(config)
-
-
-def geometry_for_family(family: str) -> ChunkGeometry:
-    """The chunk geometry of the released model of a family (`multitalk`: 81/25, `infinitetalk`: 81/9, i.e. 72 new
-    frames per later chunk), for the preview renderer and `multitalk plan` to count chunks as the model will."""
-    return config_for_family("multitalk-14b", family).geometry

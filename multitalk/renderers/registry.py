@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 
 from multitalk.distributed.device_groups import GROUP_SEPARATOR
-from multitalk.model.configs import geometry_for_family
+from multitalk.model.chunk_geometry import geometry_for_family
 from multitalk.renderers.base import Renderer
 from multitalk.renderers.preview import PreviewRenderer
 from multitalk.screenplay.schema import Scene, Screenplay

@@ -12,7 +12,7 @@ import pytest
 from flows.render_screenplay import render_screenplay
 from multitalk.generation.streaming import chunk_count
 from multitalk.media.probe import video_facts
-from multitalk.model.configs import geometry_for_family
+from multitalk.model.chunk_geometry import geometry_for_family
 from multitalk.testing.tiny_infinitetalk import write_tiny_infinitetalk_release, write_tiny_take
 from tests.flows.conftest import ASSETS, subprocess_env
 from tests.flows.test_resume import kill_when_chunks

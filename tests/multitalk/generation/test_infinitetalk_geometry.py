@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from multitalk.generation.streaming import chunk_count, plan_chunks
-from multitalk.model.configs import CONFIGS, geometry_for_family
+from multitalk.model.chunk_geometry import geometry_for_family
+from multitalk.model.configs import CONFIGS
 from multitalk.renderers.registry import _make
 
 
@@ -14,6 +15,7 @@ def test_the_released_geometries():
     assert (infinitetalk.frame_num, infinitetalk.motion_frames, infinitetalk.advance) == (81, 9, 72)
     assert (multitalk.frame_num, multitalk.motion_frames, multitalk.advance) == (81, 25, 56)
     assert CONFIGS["infinitetalk-14b"].latent_frames == 21
+    assert CONFIGS["infinitetalk-14b"].geometry == infinitetalk and CONFIGS["multitalk-14b"].geometry == multitalk
     with pytest.raises(ValueError, match="unknown model family"):
         geometry_for_family("wan")
 
