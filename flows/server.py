@@ -88,6 +88,7 @@ def start(
     port = port or _free_port()
     url = f"http://127.0.0.1:{port}/api"
     log = state_dir() / "server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)  # PREFECT_HOME may be elsewhere, so nothing made it yet
     env = {name: value for name, value in os.environ.items() if name != "PREFECT_API_URL"}
     prefect = Path(sys.executable).with_name("prefect")
     command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
