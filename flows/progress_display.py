@@ -51,6 +51,9 @@ class RenderProgress:
                 note = "cached" if event.kind == "chunk-cached" else "rendered"
                 self.progress.update(self.scenes[event.scene_id], advance=1, note=note)
                 self.progress.update(self.total, advance=event.frames)
+            elif event.kind == "scene-cached" and event.scene_id in self.scenes:
+                self.progress.update(self.scenes[event.scene_id], completed=event.chunks_total, note="cached")
+                self.progress.update(self.total, advance=event.frames)
             elif event.kind == "scene-done" and event.scene_id in self.scenes:
                 self.progress.update(self.scenes[event.scene_id], note="done")
 

@@ -69,6 +69,8 @@ def voice_and_align(
             )
             for i, (key, line) in enumerate(zip(plan.voice_keys, scene.lines, strict=True))
         ]
+    if voices:
+        align.warm_up()
     align_task = cached(align_scene, Stage.ALIGN, store)
     submitted: dict[str, tuple[PrefectFuture, int]] = {}
     for scene_id, lines in voices.items():
@@ -124,6 +126,8 @@ def render_scene_video(
         found = cached(scene_clip, Stage.CLIP, store)(
             key=plan.clip_key, store_root=str(store.root), scene_id=scene.id, chunks=chunks, aligned=aligned
         )
+    else:
+        emit(ProgressEvent("scene-cached", scene.id, chunks_total=total, frames=aligned.frames))
     emit(ProgressEvent("scene-done", scene.id, chunks_total=total, frames=aligned.frames))
     result = scene_result(screenplay, scene, aligned, plan, found, device, rendered)
     result.voiced, result.voices_cached = voiced, len(scene.lines) - voiced

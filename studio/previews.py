@@ -78,6 +78,9 @@ def render_preview(screenplay_path: Path, scene_id: str | None, outputs: Path, j
         elif event.kind in ("chunk-done", "chunk-cached"):
             job.chunks_done += 1
             job.frames_done += event.frames
+        elif event.kind == "scene-cached":
+            job.chunks_done += event.chunks_total
+            job.frames_done += event.frames
 
     with listening(on_event):
         if scene_id is None:

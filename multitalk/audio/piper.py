@@ -47,6 +47,7 @@ _lock = threading.Lock()
 _loaded: OrderedDict[str, Any] = OrderedDict()
 
 
+@functools.cache  # asked for every Piper line's key
 def piper_version() -> str | None:
     """The installed piper-tts version, or None when it is not installed (without importing it)."""
     try:

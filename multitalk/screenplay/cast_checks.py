@@ -8,6 +8,7 @@ on the grid the model attends on (their voices bleed into each other's faces).
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,22 +174,12 @@ def _check_merge(
             placements.append(placement.side)
         else:
             return
-    import torch.nn.functional as F  # torch only when two speakers need their masks checked
-
-    from multitalk.model.buckets import choose_bucket
-    from multitalk.model.masks import build_person_masks
-
     try:
-        masks = build_person_masks(
-            (height, width), placements, choose_bucket(height, width, resolution), names=speakers
-        )
+        grid = _touching_grid((height, width), tuple(_frozen(p) for p in placements), resolution, tuple(speakers))
     except ValueError as error:
         report.warnings.append(source.problem((*where, "cast"), f"the model would get an empty mask: {error}"))
         return
-    token = masks.token
-    grown = F.max_pool2d(token[0][None, None], kernel_size=3, stride=1, padding=1)[0, 0]  # one cell each way
-    if bool(((grown > 0) & (token[1] > 0)).any()):
-        grid = f"{token.shape[2]}x{token.shape[1]}"
+    if grid is not None:
         report.warnings.append(
             source.problem(
                 (*where, "cast", speakers[1]),
@@ -196,3 +187,29 @@ def _check_merge(
                 f"{resolution}; their voices may bleed into each other's faces — leave background between the boxes",
             )
         )
+
+
+def _frozen(placement: list[int] | str) -> tuple[int, ...] | str:
+    return placement if isinstance(placement, str) else tuple(placement)
+
+
+@functools.lru_cache(maxsize=256)  # a render checks the screenplay twice (command, flow) and the studio on every edit
+def _touching_grid(
+    image_hw: tuple[int, int], placements: tuple[tuple[int, ...] | str, ...], resolution: str, speakers: tuple[str, ...]
+) -> str | None:
+    """The token grid ("WxH") when the two speakers' regions touch on it, else None; ValueError for an empty mask."""
+    import torch.nn.functional as F  # torch only when two speakers need their masks checked
+
+    from multitalk.model.buckets import choose_bucket
+    from multitalk.model.masks import build_person_masks
+
+    height, width = image_hw
+    masks = build_person_masks(
+        (height, width),
+        [p if isinstance(p, str) else list(p) for p in placements],
+        choose_bucket(height, width, resolution),
+        names=list(speakers),
+    )
+    token = masks.token
+    grown = F.max_pool2d(token[0][None, None], kernel_size=3, stride=1, padding=1)[0, 0]  # one cell each way
+    return f"{token.shape[2]}x{token.shape[1]}" if bool(((grown > 0) & (token[1] > 0)).any()) else None

@@ -7,7 +7,9 @@ before it.
 
 from __future__ import annotations
 
+import importlib
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +78,11 @@ def key(screenplay: Screenplay, scene: Scene, voice_keys: Sequence[str]) -> str:
         "names": {line.speaker: screenplay.display_name(line.speaker) for line in scene.lines},
     }
     return content_key(STAGE, VERSION, material)
+
+
+def warm_up() -> None:
+    """Import the mixing and mastering code (scipy.signal, ~2 s) in the background while the lines are voiced."""
+    threading.Thread(target=importlib.import_module, args=("multitalk.audio.tracks",), name="align-warm-up").start()
 
 
 def load(store: Store, key: str) -> AlignedScene | None:

@@ -16,7 +16,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """One thing that happened: `kind` is scene-planned, chunk-done, chunk-cached or scene-done."""
+    """One thing that happened: `kind` is scene-planned, chunk-done, chunk-cached, scene-cached or scene-done.
+
+    `scene-cached` stands for all of a scene's chunks at once when its clip was in the store (no chunk looked at).
+    """
 
     kind: str
     scene_id: str = ""

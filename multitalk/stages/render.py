@@ -87,6 +87,9 @@ def voice_and_align(
     plan = audio_plan(screenplay, scene)
     invalidate_forced(store, settings, Stage.VOICE, plan.voice_keys)
     invalidate_forced(store, settings, Stage.ALIGN, [plan.align_key])
+    found_scene = align.load(store, plan.align_key)
+    if found_scene is None:
+        align.warm_up()
     voices, voiced = [], 0
     for key, line in zip(plan.voice_keys, scene.lines, strict=True):
         found = voice.load(store, key)
@@ -94,7 +97,6 @@ def voice_and_align(
             found = voice.build(store, key, screenplay, line)
             voiced += 1
         voices.append(found)
-    found_scene = align.load(store, plan.align_key)
     if found_scene is None:
         found_scene = align.build(store, plan.align_key, screenplay, scene, voices, source=source)
     return found_scene, voiced
@@ -121,6 +123,8 @@ def render_scene(
             emit(ProgressEvent(kind, scene.id, planned.chunk.index, total, planned.chunk.delivered))
             chunks.append(done)
         found = clip.build(store, plan.clip_key, scene.id, chunks, aligned)
+    else:
+        emit(ProgressEvent("scene-cached", scene.id, chunks_total=total, frames=aligned.frames))
     emit(ProgressEvent("scene-done", scene.id, chunks_total=total, frames=aligned.frames))
     return found, scene_result(screenplay, scene, aligned, plan, found, device, rendered)
 
