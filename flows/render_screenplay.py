@@ -155,6 +155,7 @@ def stitch_all(
         key=key,
         store_root=str(store.root),
         clips=[clips[s] for s in order],
+        aligned=[aligned[s] for s in order],
         subtitles=subtitles,
     )
 

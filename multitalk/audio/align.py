@@ -4,8 +4,9 @@ Lines are placed in document order. The first starts after `Timing.lead_in` (or 
 starts after the previous line ends plus `Timing.gap`, or plus its own `pause` (which replaces the gap), or
 `overlap` seconds before the previous line ends (an interruption), or at its explicit `start`. Every time snaps
 to the frame grid (40 ms; 640 samples at 16 kHz), so tracks, video chunks and subtitles agree exactly. A line
-lasts the whole frames that cover its audio; the scene lasts until the last line ends plus `Timing.tail`, rounded
-up to a multiple of `SCENE_FRAME_MULTIPLE` frames (at most 0.28 s more tail) so its audio is whole AAC packets.
+lasts the whole frames that cover its audio; the scene lasts until the last line ends plus `Timing.tail`, the tail
+rounded up so the scene is a multiple of `SCENE_FRAME_MULTIPLE` frames (at most 0.28 s more) and its audio whole
+AAC packets. `tail: 0` ends the scene exactly with its last line (`multitalk import` asks for that).
 
 Whether an overlap fits is only known once the audio exists, so that check lives here and reports through the
 same located `Problem` as the loader when given the screenplay's source map.
@@ -187,7 +188,8 @@ def build_timeline(
         )
     last_end = max(line.end_frame for line in placed)
     frames = last_end + frame_at(timing.tail, fps)
-    frames = -(-frames // SCENE_FRAME_MULTIPLE) * SCENE_FRAME_MULTIPLE
+    if timing.tail > 0:
+        frames = -(-frames // SCENE_FRAME_MULTIPLE) * SCENE_FRAME_MULTIPLE
     if frames > MAX_SCENE_SECONDS * fps:  # every later stage allocates by the scene's length
         message = (
             f"scene {scene.id!r} lasts {frames / fps:.1f}s once its lines are voiced; at most "

@@ -2,9 +2,9 @@
 
 The final video's audio is every scene's packets one after another, so an edit of one scene encodes only that
 scene's audio (encoding a whole film's mix took most of an edit's wall time). That is sample-exact because a scene
-lasts a whole number of AAC packets (1024 samples: scenes are a multiple of `SCENE_FRAME_MULTIPLE` frames, see
-multitalk/timing.py) and each scene is encoded alone between `CONTEXT` samples of silence. ffmpeg's AAC encoder
-outputs one packet of delay, so packet `k` of that encode holds scene samples from `(k - FIRST_PACKET) * 1024`;
+lasts a whole number of AAC packets (1024 samples: scenes with a tail are a multiple of `SCENE_FRAME_MULTIPLE`
+frames, see multitalk/timing.py) and each scene is encoded alone between `CONTEXT` samples of silence. ffmpeg's AAC
+encoder outputs one packet of delay, so packet `k` of that encode holds scene samples from `(k - FIRST_PACKET) * 1024`;
 we keep the packets of the scene and one warm-up packet before them, which the MP4 edit list skips
 (`-itsoffset`), as any AAC file's priming is skipped. Joined, a scene's first packet decodes with the previous
 scene's last one instead of its warm-up: identical where scenes meet in silence (the default lead-in and tail),
@@ -29,6 +29,12 @@ CONTEXT = 2 * PACKET  # silence encoded before and after a scene: the encoder's 
 ENCODER_DELAY = PACKET  # ffmpeg's native AAC encoder (its `initial_padding`)
 FIRST_PACKET = (CONTEXT + ENCODER_DELAY) // PACKET  # the first packet holding scene samples
 AUDIO_CODEC: dict[str, Any] = {"c:a": "aac", "b:a": "192k", "ar": RATE}
+
+
+def whole_packets(mix_wav: Path) -> bool:
+    """Whether the mix is a whole number of packets at the delivery rate (a scene on the 8-frame grid)."""
+    info = soundfile.info(str(mix_wav))
+    return info.samplerate == RATE and info.frames > 0 and info.frames % PACKET == 0
 
 
 class SceneAudioError(RuntimeError):

@@ -13,11 +13,10 @@ How each part maps:
   `[l, t, r, b]`. Without boxes, the official code gives each person half the image: person1 left, person2 right
   (one person: the whole image).
 - `cond_audio` recordings become recorded lines with `trim: false` (the official model hears every sample,
-  leading silence included) and the screenplay's lead-in, gap and tail are 0, so the scene lasts as long as the
-  official audio (then, like every scene, up to 7 frames of silence more, to whole AAC packets): `para` lines
-  both start at 0 (the scene is the longer one), `add` lines follow each other (the scene is their sum). The
-  second `add` line starts on the frame that makes the scene end on the frame covering the summed audio
-  (`ceil(total * 25)` frames), at most one frame from its exact start.
+  leading silence included) and the screenplay's lead-in, gap and tail are 0, so the scene lasts exactly as long
+  as the official audio: `para` lines both start at 0 (the scene is the longer one), `add` lines follow each
+  other (the scene is their sum). The second `add` line starts on the frame that makes the scene end on the
+  frame covering the summed audio (`ceil(total * 25)` frames), at most one frame from its exact start.
 - `tts_audio` becomes Kokoro characters (`voice` = the `.pt` file's name, `model` = the Kokoro folder when it is
   on this machine) with an espeak `fallback` by the voice's gender letter, and one line per `(sN)` turn.
 

@@ -1,6 +1,7 @@
-"""Stage `clip`: a scene's MP4, its chunk segments stream-copied with its mix encoded once as AAC packets.
+"""Stage `clip`: a scene's MP4, its chunk segments stream-copied with its mix encoded once as AAC.
 
-The packets (`scene.aac`) are kept beside the clip: the final joins them without encoding them again.
+A scene on the 8-frame grid keeps its AAC packets (`scene.aac`) beside the clip: the final joins them without
+encoding them again (media/assemble.py).
 
 Verified frame-exact with ffprobe before it is committed: a clip that does not hold exactly the scene's frames
 never enters the store. Its key is known as soon as the chunk keys are, so a scene whose clip is in the store
@@ -16,7 +17,7 @@ from typing import Any
 
 from multitalk.media.assemble import assemble_scene_clip
 from multitalk.media.probe import video_facts
-from multitalk.media.scene_audio import encode_scene_audio
+from multitalk.media.scene_audio import encode_scene_audio, whole_packets
 from multitalk.stages.align import AlignedScene
 from multitalk.stages.chunk import RenderedChunk
 from multitalk.stages.stage import Stage
@@ -43,7 +44,7 @@ class SceneClip:
     audio_seconds: float | None
     size: tuple[int, int]
     video: Path
-    audio: Path  # the scene's AAC packets (ADTS), as muxed in `video`
+    audio: Path | None  # the scene's AAC packets (ADTS) as muxed in `video`; None off the 8-frame grid
 
     @classmethod
     def of(cls, entry: Entry) -> SceneClip:
@@ -56,7 +57,7 @@ class SceneClip:
             result.get("audio_seconds"),
             tuple(result["size"]),
             entry.file(CLIP_FILE),
-            entry.file(AUDIO_FILE),
+            entry.file(AUDIO_FILE) if AUDIO_FILE in entry.files else None,
         )
 
 
@@ -87,7 +88,11 @@ def load(store: Store, key: str) -> SceneClip | None:
 def build(store: Store, key: str, scene_id: str, chunks: Sequence[RenderedChunk], aligned: AlignedScene) -> SceneClip:
     with store.writing(STAGE, key) as temp:
         out = temp / CLIP_FILE
-        encode_scene_audio(aligned.mix, temp / AUDIO_FILE)
-        assemble_scene_clip([chunk.segment for chunk in chunks], temp / AUDIO_FILE, out)
+        segments = [chunk.segment for chunk in chunks]
+        if whole_packets(aligned.mix):
+            encode_scene_audio(aligned.mix, temp / AUDIO_FILE)
+            assemble_scene_clip(segments, temp / AUDIO_FILE, out, packets=True)
+        else:
+            assemble_scene_clip(segments, aligned.mix, out, packets=False)
         facts = verify_frames(out, aligned.frames)
         return SceneClip.of(store.commit(STAGE, key, temp, {"scene_id": scene_id, **facts}))

@@ -1,4 +1,4 @@
-"""Stage `final`: the scene clips' video and AAC packets stitched by stream copy (sample-exact), soft subtitles.
+"""Stage `final`: the scene clips stitched (stream copy), their audio joined sample-exactly, soft subtitles.
 
 Its key is the clip keys, the align keys and the subtitle text; the subtitle files sit beside the video.
 """
@@ -19,7 +19,7 @@ from multitalk.store.keys import content_key
 from multitalk.store.store import Entry, Store
 
 STAGE = Stage.FINAL
-VERSION = "2"  # 2: audio joined from the scenes' packets, not encoded again
+VERSION = "2"  # 2: audio joined from the scenes' packets where they have them
 FINAL_FILE, SRT_FILE, VTT_FILE = "final.mp4", "final.srt", "final.vtt"
 
 
@@ -59,6 +59,7 @@ def build(
     store: Store,
     key: str,
     clips: Sequence[SceneClip],
+    aligned: Sequence[AlignedScene],
     subtitle_files: Mapping[str, str],
 ) -> FinalVideo:
     """The final MP4 with soft subtitles, and the subtitle files beside it."""
@@ -66,6 +67,8 @@ def build(
         for name, text in subtitle_files.items():
             (temp / name).write_text(text, encoding="utf-8")
         srt = temp / SRT_FILE if SRT_FILE in subtitle_files else None
-        stitch_final([clip.video for clip in clips], [clip.audio for clip in clips], srt, temp / FINAL_FILE)
+        packets = [clip.audio for clip in clips]
+        joinable = None if any(audio is None for audio in packets) else packets  # else the mixes, encoded once
+        stitch_final([clip.video for clip in clips], joinable, [scene.mix for scene in aligned], srt, temp / FINAL_FILE)
         facts = verify_frames(temp / FINAL_FILE, sum(clip.frames for clip in clips))
         return FinalVideo.of(store.commit(STAGE, key, temp, facts))

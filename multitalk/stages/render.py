@@ -192,5 +192,5 @@ def stitch(
     invalidate_forced(store, settings, Stage.FINAL, [key])
     found = final.load(store, key)
     if found is None:
-        found = final.build(store, key, [clips[s] for s in order], subtitles)
+        found = final.build(store, key, [clips[s] for s in order], [aligned[s] for s in order], subtitles)
     return found

@@ -57,7 +57,8 @@ def test_renders_frame_exact_and_rerun_renders_nothing(prefect_api: str, small_p
 def test_scene_lengths_off_chunk_boundaries_are_frame_exact(prefect_api: str, tmp_path: Path, seconds: float) -> None:
     """A recorded line of a chosen length gives a scene of a known frame count, however it falls on chunks.
 
-    The count is the frames covering the recording, rounded up to whole AAC packets of the mix (8 frames).
+    With `tail: 0` the scene ends with its recording, to the frame (off the 8-frame grid: the mixes are joined and
+    encoded once); with a tail it is rounded up to the grid and the final joins the scenes' AAC packets.
     """
     project = tmp_path / "p"
     project.mkdir()
@@ -65,18 +66,19 @@ def test_scene_lengths_off_chunk_boundaries_are_frame_exact(prefect_api: str, tm
     rate = 16000
     t = np.arange(int(seconds * rate)) / rate
     sf.write(project / "take.wav", (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), rate)
-    path = project / "solo.yaml"
-    path.write_text(
-        "title: Solo\ndefaults: {timing: {lead_in: 0, tail: 0}}\ncharacters: {ana: {engine: file}}\n"
-        "scenes:\n  - {id: s, image: room.png, lines: [{ana: {audio: take.wav}}]}\n"
-    )
-    manifest = render(path, tmp_path / "out")
     covering = int(np.ceil(round(seconds * 25, 6)))
-    expected = -(-covering // SCENE_FRAME_MULTIPLE) * SCENE_FRAME_MULTIPLE
-    assert manifest["totals"]["frames"] == expected
-    facts = video_facts(Path(manifest["video"]))
-    assert facts.frames == expected
-    assert facts.audio_seconds == pytest.approx(expected / 25, abs=1e-6), "audio sample-exact to the frames"
+    for tail, expected in ((0, covering), (0.04, -(-(covering + 1) // SCENE_FRAME_MULTIPLE) * SCENE_FRAME_MULTIPLE)):
+        path = project / "solo.yaml"
+        path.write_text(
+            f"title: Solo\ndefaults: {{timing: {{lead_in: 0, tail: {tail}}}}}\ncharacters: {{ana: {{engine: file}}}}\n"
+            "scenes:\n  - {id: s, image: room.png, lines: [{ana: {audio: take.wav}}]}\n"
+        )
+        manifest = render(path, tmp_path / f"out-{tail}")
+        assert manifest["totals"]["frames"] == expected
+        facts = video_facts(Path(manifest["video"]))
+        assert facts.frames == expected
+        exact = 1e-3 if tail else 1 / 25  # off the grid AAC pads its last packet (< 21 ms)
+        assert facts.audio_seconds == pytest.approx(expected / 25, abs=exact), "audio as long as the frames"
 
 
 def test_edit_rerenders_only_from_the_edited_chunk(prefect_api: str, small_project: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from multitalk.audio.audio_io import decode_audio, write_wav
 from multitalk.media.assemble import assemble_scene_clip, stitch_final
 from multitalk.media.ffmpeg import command, run
 from multitalk.media.probe import video_facts
-from multitalk.media.scene_audio import SceneAudioError, adts_packets, encode_scene_audio
+from multitalk.media.scene_audio import SceneAudioError, adts_packets, encode_scene_audio, whole_packets
 from multitalk.timing import DELIVERY_SAMPLE_RATE, FPS, SCENE_FRAME_MULTIPLE
 
 RATE = DELIVERY_SAMPLE_RATE
@@ -44,15 +44,16 @@ def snr_db(decoded: np.ndarray, truth: np.ndarray) -> float:
 def test_scene_clips_and_final_join_the_scenes_packets_sample_exactly(tmp_path: Path) -> None:
     frames = [5 * SCENE_FRAME_MULTIPLE, 9 * SCENE_FRAME_MULTIPLE]
     mixes = [scene_mix(count, pitch) for count, pitch in zip(frames, (220.0, 330.0), strict=True)]
-    clips, pieces = [], []
+    clips, pieces, wavs = [], [], []
     for index, (count, mix) in enumerate(zip(frames, mixes, strict=True)):
         wav = write_wav(tmp_path / f"mix{index}.wav", mix, RATE)
+        wavs.append(wav)
         piece = tmp_path / f"scene{index}.aac"
         encode_scene_audio(wav, piece)
         assert len(adts_packets(piece.read_bytes())) == 1 + mix.size // 1024  # a warm-up packet, then the scene
         halves = [segment(tmp_path / f"s{index}-{half}.mp4", count // 2) for half in (0, 1)]
         clip = tmp_path / f"scene{index}.mp4"
-        assemble_scene_clip(halves, piece, clip)
+        assemble_scene_clip(halves, piece, clip, packets=True)
         heard = decode_audio(clip, RATE)
         assert heard.size == mix.size, "a scene clip holds exactly its mix's samples"
         assert snr_db(heard, mix) > 20
@@ -60,7 +61,7 @@ def test_scene_clips_and_final_join_the_scenes_packets_sample_exactly(tmp_path: 
         pieces.append(piece)
 
     final = tmp_path / "final.mp4"
-    stitch_final(clips, pieces, None, final)
+    stitch_final(clips, pieces, wavs, None, final)
     facts = video_facts(final)
     assert facts.frames == sum(frames)
     assert facts.audio_seconds == pytest.approx(sum(frames) / FPS, abs=1e-6)
@@ -85,3 +86,27 @@ def test_audio_that_is_not_whole_packets_is_refused_by_name(tmp_path: Path) -> N
     wav = write_wav(tmp_path / "odd.wav", np.zeros(7 * PER_FRAME, np.float32), RATE)
     with pytest.raises(SceneAudioError, match=r"odd\.wav: 13440 samples at 48000 Hz is not a whole number"):
         encode_scene_audio(wav, tmp_path / "odd.aac")
+
+
+def test_scenes_off_the_packet_grid_join_their_mixes_sample_exactly(tmp_path: Path) -> None:
+    """`tail: 0` scenes (e.g. imported official jobs) end with their audio: 53 and 61 frames, encoded once.
+
+    (Off the grid, AAC's last packet is padded: an MP4 player hears up to 1023 samples of silence more.)
+    """
+    frames = [53, 61]
+    mixes = [scene_mix(count, pitch) for count, pitch in zip(frames, (220.0, 330.0), strict=True)]
+    wavs = [write_wav(tmp_path / f"mix{i}.wav", mix, RATE) for i, mix in enumerate(mixes)]
+    assert not any(whole_packets(wav) for wav in wavs)
+    clips = []
+    for index, (count, wav) in enumerate(zip(frames, wavs, strict=True)):
+        clip = tmp_path / f"scene{index}.mp4"
+        assemble_scene_clip([segment(tmp_path / f"s{index}.mp4", count)], wav, clip, packets=False)
+        assert 0 <= decode_audio(clip, RATE).size - count * PER_FRAME < 1024  # AAC pads its last packet
+        clips.append(clip)
+    final = tmp_path / "final.mp4"
+    stitch_final(clips, None, wavs, None, final)
+    assert video_facts(final).frames == sum(frames)
+    heard = decode_audio(final, RATE)
+    truth = np.concatenate(mixes)
+    assert 0 <= heard.size - truth.size < 1024, "one encode of the joined mixes: no gap at the join"
+    assert snr_db(heard[: truth.size], truth) > 20

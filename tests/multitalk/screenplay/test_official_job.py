@@ -1,9 +1,8 @@
 """`multitalk import` on the three official example jobs: boxes converted, recordings kept whole, lengths exact.
 
 The official examples live in ../shared/examples (data only, never copied into the project); each imported scene
-must last as long as the official audio, to the frame (`add` the sum of the two recordings, `para` the longer one,
-with both tracks starting at 0), then rounded up to whole AAC packets of the mix like every scene (<= 7 frames of
-silence at the end).
+must last exactly as long as the official audio, to the frame: `add` the sum of the two recordings, `para` the
+longer one, with both tracks starting at 0.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import pytest
 from multitalk.media.probe import media_duration, video_facts
 from multitalk.screenplay import load_screenplay
 from multitalk.screenplay.official_job import JobError, box_from_official, import_job
-from multitalk.timing import FPS, SCENE_FRAME_MULTIPLE
+from multitalk.timing import FPS
 from tests.conftest import REPO_ROOT
 
 EXAMPLES = REPO_ROOT.parent / "shared" / "examples"
@@ -38,10 +37,6 @@ def official_frames(job: str) -> int:
     durations = [media_duration(EXAMPLES.parent / path) for path in data["cond_audio"].values()]
     total = max(durations) if data.get("audio_type") == "para" else sum(durations)
     return covering_frames(total)
-
-
-def scene_frames(frames: int) -> int:
-    return -(-frames // SCENE_FRAME_MULTIPLE) * SCENE_FRAME_MULTIPLE
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +80,8 @@ def test_imported_renders_last_exactly_as_long_as_the_official_audio(imported):
 
     manifest = multitalk.render(imported, outputs=imported.parent / "outputs", renderer="preview")
     frames = {scene["scene_id"]: scene["frames"] for scene in manifest["scenes"]}
-    assert frames == {job.removesuffix(".json"): scene_frames(official_frames(job)) for job in JOBS}
-    assert official_frames("multitalk_example_3.json") == 214  # 8.52 s: the para scene is the longer recording
-    assert frames["multitalk_example_3"] == 216
+    assert frames == {job.removesuffix(".json"): official_frames(job) for job in JOBS}
+    assert frames["multitalk_example_3"] == 214  # 8.52 s: the para scene is the longer recording, not 5.2 s
     for scene_id, count in frames.items():
         facts = video_facts(imported.parent / "outputs" / "o" / "scenes" / f"{scene_id}.mp4")
         assert facts.frames == count and facts.fps == FPS
