@@ -13,6 +13,7 @@ from flows.render_screenplay import render_screenplay
 from multitalk.generation.streaming import chunk_count
 from multitalk.media.probe import video_facts
 from multitalk.model.chunk_geometry import geometry_for_family
+from multitalk.model.configs import CONFIGS
 from multitalk.testing.tiny_infinitetalk import write_tiny_infinitetalk_release, write_tiny_take
 from tests.flows.conftest import ASSETS, subprocess_env
 from tests.flows.test_resume import kill_when_chunks
@@ -74,7 +75,10 @@ def test_infinitetalk_two_person_and_dubbing_scenes_end_to_end(
     facts = video_facts(Path(first["video"]))
     assert facts.frames == first["totals"]["frames"]
     assert first["totals"]["chunks_rendered"] == first["totals"]["chunks"] >= 3
-    assert [scene["chunks"] for scene in first["scenes"]] == [4, 4]  # 17 + 12 + 12 + 8 and 17 + 12 + 12 + 1
+    tiny = CONFIGS["tiny-infinitetalk"].geometry  # 17 frames, then 12 new ones a chunk
+    assert [scene["frames"] % 8 for scene in first["scenes"]] == [0, 0]  # the 8-frame scene grid
+    assert [scene["chunks"] for scene in first["scenes"]] == [chunk_count(s["frames"], tiny) for s in first["scenes"]]
+    assert all(scene["chunks"] >= 3 for scene in first["scenes"])
     again = render(tiny_project, outputs, tiny_weights)
     assert again["totals"]["chunks_rendered"] == 0
     assert Path(again["video"]).read_bytes() == Path(first["video"]).read_bytes()
