@@ -23,18 +23,16 @@ import soundfile
 from multitalk.media.ffmpeg import BITEXACT, run
 from multitalk.timing import AAC_PACKET, DELIVERY_SAMPLE_RATE
 
-PACKET = AAC_PACKET  # samples per AAC-LC packet
-RATE = DELIVERY_SAMPLE_RATE  # the delivery mix's rate
-CONTEXT = 2 * PACKET  # silence encoded before and after a scene: the encoder's delay and look-ahead
-ENCODER_DELAY = PACKET  # ffmpeg's native AAC encoder (its `initial_padding`)
-FIRST_PACKET = (CONTEXT + ENCODER_DELAY) // PACKET  # the first packet holding scene samples
-AUDIO_CODEC: dict[str, Any] = {"c:a": "aac", "b:a": "192k", "ar": RATE}
+CONTEXT = 2 * AAC_PACKET  # silence encoded before and after a scene: the encoder's delay and look-ahead
+ENCODER_DELAY = AAC_PACKET  # ffmpeg's native AAC encoder (its `initial_padding`)
+FIRST_PACKET = (CONTEXT + ENCODER_DELAY) // AAC_PACKET  # the first packet holding scene samples
+AUDIO_CODEC: dict[str, Any] = {"c:a": "aac", "b:a": "192k", "ar": DELIVERY_SAMPLE_RATE}
 
 
 def whole_packets(mix_wav: Path) -> bool:
     """Whether the mix is a whole number of packets at the delivery rate (a scene on the 8-frame grid)."""
     info = soundfile.info(str(mix_wav))
-    return info.samplerate == RATE and info.frames > 0 and info.frames % PACKET == 0
+    return info.samplerate == DELIVERY_SAMPLE_RATE and info.frames > 0 and info.frames % AAC_PACKET == 0
 
 
 class SceneAudioError(RuntimeError):
@@ -57,10 +55,10 @@ def adts_packets(data: bytes) -> list[bytes]:
 def encode_scene_audio(mix_wav: Path, out: Path) -> None:
     """Write the scene's AAC packets (ADTS, one warm-up packet first) for its mono 48 kHz mix."""
     info = soundfile.info(str(mix_wav))
-    if info.samplerate != RATE or info.frames == 0 or info.frames % PACKET:
+    if info.samplerate != DELIVERY_SAMPLE_RATE or info.frames == 0 or info.frames % AAC_PACKET:
         raise SceneAudioError(
             f"{mix_wav.name}: {info.frames} samples at {info.samplerate} Hz is not a whole number of "
-            f"{PACKET}-sample packets at {RATE} Hz"
+            f"{AAC_PACKET}-sample packets at {DELIVERY_SAMPLE_RATE} Hz"
         )
     encoded = out.with_name(f".{out.name}.adts")
     padded = ffmpeg.input(str(mix_wav)).filter("adelay", delays=f"{CONTEXT}S", all=1).filter("apad", pad_len=CONTEXT)
@@ -69,7 +67,7 @@ def encode_scene_audio(mix_wav: Path, out: Path) -> None:
         packets = adts_packets(encoded.read_bytes())
     finally:
         encoded.unlink(missing_ok=True)
-    end = FIRST_PACKET + info.frames // PACKET
+    end = FIRST_PACKET + info.frames // AAC_PACKET
     if len(packets) < end:
         raise SceneAudioError(f"the AAC encoder gave {len(packets)} packets for a scene that needs {end}")
     out.write_bytes(b"".join(packets[FIRST_PACKET - 1 : end]))
@@ -85,4 +83,4 @@ def join_scene_audio(scenes: Sequence[Path], out: Path) -> None:
 
 def scene_audio_input(adts: Path) -> Any:
     """An ffmpeg-python input of a joined or single scene's packets whose warm-up packet the MP4 edit list skips."""
-    return ffmpeg.input(str(adts), f="aac", itsoffset=f"{-PACKET / RATE:.9f}")
+    return ffmpeg.input(str(adts), f="aac", itsoffset=f"{-AAC_PACKET / DELIVERY_SAMPLE_RATE:.9f}")

@@ -7,6 +7,7 @@ before it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import threading
@@ -82,7 +83,12 @@ def key(screenplay: Screenplay, scene: Scene, voice_keys: Sequence[str]) -> str:
 
 def warm_up() -> None:
     """Import the mixing and mastering code (scipy.signal, ~2 s) in the background while the lines are voiced."""
-    threading.Thread(target=importlib.import_module, args=("multitalk.audio.tracks",), name="align-warm-up").start()
+    threading.Thread(target=_import_tracks, name="align-warm-up").start()
+
+
+def _import_tracks() -> None:
+    with contextlib.suppress(ImportError):  # `build` imports it again and reports what is missing, located
+        importlib.import_module("multitalk.audio.tracks")
 
 
 def load(store: Store, key: str) -> AlignedScene | None:
