@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from uuid import UUID
 
@@ -19,13 +20,20 @@ def state_dir() -> Path:
     return Path(os.environ.get("MULTITALK_STATE", Path.cwd() / ".state"))
 
 
+def local_prefect_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The `PREFECT_*` variables a process with `environ` runs under once the defaults above are applied."""
+    settings = {name: value for name, value in environ.items() if name.startswith("PREFECT_")}
+    settings.setdefault("PREFECT_HOME", str(state_dir() / "prefect"))
+    settings.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    settings.setdefault("PREFECT_SERVER_API_HOST", "127.0.0.1")
+    settings.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # first start migrates the DB
+    return settings
+
+
 def configure_local_prefect() -> None:
     """Set the Prefect defaults above in this process's environment (values already set win)."""
-    os.environ.setdefault("PREFECT_HOME", str(state_dir() / "prefect"))
+    os.environ.update(local_prefect_environment(os.environ))
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # SQLite cannot create missing folders
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_API_HOST", "127.0.0.1")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # first start migrates the DB
 
 
 def settle_events(flow_run_id: UUID | None, timeout: float = SETTLE_SECONDS) -> None:

@@ -5,6 +5,8 @@ which costs seconds per command (README, "Prefect server"). `multitalk server st
 on 127.0.0.1 in the background, with the project's Prefect home (`.state/prefect`, or `MULTITALK_STATE`), and
 records its URL and process in `.state/server.json`; `multitalk render` then points `PREFECT_API_URL` at it when
 the environment does not name a server already. A server recorded but gone is ignored (and its record removed).
+It also starts the warm host (flows/warm_host.py) that runs `multitalk render|validate|timeline` already imported;
+`--no-warm-host` leaves it out, and `stop` stops both.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from flows.prefect_env import configure_local_prefect, state_dir
 
 SERVER_FILE = "server.json"
 STARTUP_SECONDS = 120  # the first start creates and migrates the database
+WARM_HOST_STARTUP_SECONDS = 120  # importing the render path on a busy 2-core machine
 EXIT_FAILED = 1
 
 server_app = typer.Typer(no_args_is_help=True, help="A local Prefect server that renders reuse.")
@@ -75,15 +78,52 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _start_warm_host(env: dict[str, str]) -> int | None:
+    """Start the warm host and wait until it listens; its pid, or None (said why) when it does not come up."""
+    from flows.warm_host import MAX_SOCKET_PATH, host_answers, socket_path
+
+    if len(os.fsencode(socket_path())) > MAX_SOCKET_PATH:
+        console.print(f"warm host not started: {socket_path()} is too long for a Unix socket", markup=False)
+        return None
+    log = state_dir() / "warm-host.log"
+    env = {**env, "MULTITALK_STATE": str(state_dir().absolute())}
+    with open(log, "ab") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flows.warm_host"],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + WARM_HOST_STARTUP_SECONDS
+    while not host_answers():
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop_process_group(process.pid)
+            console.print(f"warm host not started (renders run in their own process); its log: {log}", markup=False)
+            return None
+        time.sleep(0.2)
+    return process.pid
+
+
+def _stop_process_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+
+
 @server_app.command("start")
 def start(
     port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (default: a free one)."),
+    warm_host: bool = typer.Option(
+        True, "--warm-host/--no-warm-host", help="Also start the warm host that runs renders already imported."
+    ),
 ) -> None:
     """Start the server in the background (no-op when one is running); prints its URL."""
     info = running_server()
     if info is not None:
         console.print(f"already running: {info['url']} (pid {info['pid']})", markup=False)
         return
+    user_env = dict(os.environ)
     configure_local_prefect()
     port = port or _free_port()
     url = f"http://127.0.0.1:{port}/api"
@@ -104,8 +144,12 @@ def start(
             console.print(f"the Prefect server did not start; its log: {log}", markup=False)
             raise typer.Exit(EXIT_FAILED)
         time.sleep(0.5)
-    _record().write_text(json.dumps({"url": url, "pid": process.pid, "log": str(log)}))
+    record = {"url": url, "pid": process.pid, "log": str(log)}
+    _record().write_text(json.dumps(record))
     console.print(f"started: {url} (pid {process.pid}); `multitalk render` uses it, UI at {url[: -len('/api')]}")
+    if warm_host and (host := _start_warm_host(user_env)) is not None:
+        _record().write_text(json.dumps({**record, "warm_host_pid": host}))
+        console.print(f"warm host: pid {host}; `multitalk render|validate|timeline` start in it", markup=False)
 
 
 @server_app.command("stop")
@@ -115,6 +159,8 @@ def stop() -> None:
     if info is None:
         console.print("no server running", markup=False)
         return
+    if "warm_host_pid" in info:
+        _stop_process_group(int(info["warm_host_pid"]))
     with contextlib.suppress(ProcessLookupError):
         os.killpg(int(info["pid"]), signal.SIGTERM)
     for _ in range(40):
@@ -134,3 +180,9 @@ def status() -> None:
         console.print("no server running: each render with work starts a temporary one", markup=False)
         raise typer.Exit(EXIT_FAILED)
     console.print(f"running: {info['url']} (pid {info['pid']}, log {info['log']})", markup=False)
+    from flows.warm_host import host_answers
+
+    if host_answers():
+        console.print(f"warm host: pid {info.get('warm_host_pid', '?')}, renders start in it", markup=False)
+    else:
+        console.print("warm host: not running (renders start in their own process)", markup=False)
