@@ -32,6 +32,8 @@ class RenderProgress:
             TimeRemainingColumn(),
             console=console,
             transient=False,
+            auto_refresh=console.is_terminal,  # redrawing 13 bars costs CPU; a log file only needs the last state
+            refresh_per_second=4,
         )
         self.total = self.progress.add_task("all scenes (frames)", total=None, note="")
         self.scenes: dict[str, TaskID] = {}

@@ -90,6 +90,29 @@ def voice_and_align(
     return {scene.id: done.get(scene.id) or (found[scene.id], 0) for scene in scenes}
 
 
+def stored_scene_video(
+    screenplay: Screenplay, scene: Scene, aligned: AlignedScene, voiced: int, settings: RenderSettings
+) -> SceneResult | None:
+    """The scene's result when its clip is already in the store (announced as cached), else None.
+
+    Asked in the flow itself, before any task: a stored scene costs no task run and no device lease.
+    """
+    if Stage.CHUNK in settings.force:
+        return None
+    started = time.monotonic()
+    device = settings.devices[0]
+    _, plan = plan_scene_video(screenplay, scene, aligned, settings, device, announce=False)
+    found = clip.load(settings.store, plan.clip_key)
+    if found is None:
+        return None
+    for kind in ("scene-planned", "scene-cached", "scene-done"):
+        emit(ProgressEvent(kind, scene.id, chunks_total=len(plan.chunks), frames=aligned.frames))
+    result = scene_result(screenplay, scene, aligned, plan, found, device, rendered=0)
+    result.voiced, result.voices_cached = voiced, len(scene.lines) - voiced
+    result.wall_seconds = round(time.monotonic() - started, 3)
+    return result
+
+
 def render_scene_video(
     screenplay: Screenplay, scene: Scene, aligned: AlignedScene, voiced: int, settings: RenderSettings, device: str
 ) -> SceneResult:

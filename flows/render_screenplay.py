@@ -18,7 +18,7 @@ from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.fan_out import fan_out_scenes
-from flows.render_scene import render_scene_video, voice_and_align
+from flows.render_scene import render_scene_video, stored_scene_video, voice_and_align
 from flows.report import screenplay_report
 from flows.settings import RenderSettings, load_for_render
 from multitalk.devices import shared_pool
@@ -107,9 +107,15 @@ def render_screenplay(
         options = {"weights": weights, "model": model, "model_settings": model_settings}
         results = fan_out_scenes(loaded, selected, audio, settings, scene_deployment, options)
     else:
+        stored = {
+            scene_id: found
+            for scene_id in selected
+            if (found := stored_scene_video(loaded, loaded.scene(scene_id), *audio[scene_id], settings)) is not None
+        }
+        to_render = [scene_id for scene_id in selected if scene_id not in stored]
         # One thread per device slot (a slot is a device or a `+` group), so every slot renders a scene at once
         # whatever the flow's own runner allows; the pool's leases keep it at one scene per slot.
-        with ThreadPoolTaskRunner(max_workers=max(1, min(len(settings.devices), len(selected)))) as scenes_runner:
+        with ThreadPoolTaskRunner(max_workers=max(1, min(len(settings.devices), len(to_render)))) as scenes_runner:
             futures = {
                 scene_id: scenes_runner.submit(
                     scene_job,
@@ -121,9 +127,9 @@ def render_screenplay(
                         "settings": settings,
                     },
                 )
-                for scene_id in selected
+                for scene_id in to_render
             }
-            results = {scene_id: future.result() for scene_id, future in futures.items()}
+            results = {scene_id: stored.get(scene_id) or futures[scene_id].result() for scene_id in selected}
     clips = {scene_id: clip.load(settings.store, result.clip_key) for scene_id, result in results.items()}
     missing = [scene_id for scene_id, found in clips.items() if found is None]
     if missing:

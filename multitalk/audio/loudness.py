@@ -160,9 +160,11 @@ class Mastered:
 def master(samples: np.ndarray, sample_rate: int, loudness: float, true_peak: float) -> Mastered:
     """Gain to `loudness` LUFS integrated, then limit so the true peak is <= `true_peak` dBTP.
 
-    Limiting lowers loudness a little, so gain and limiter alternate until the loudness lands within 0.1 LU. The
-    true-peak envelope is computed once and scaled with the gain (a static gain scales it exactly); only the
-    limiter's output is re-measured. Silence stays silent.
+    Limiting lowers loudness a little, so gain and limiter alternate until the loudness lands within 0.1 LU. Each
+    new gain is a secant step on the last two (gain, loudness) pairs: the limiter takes back a roughly constant
+    share of each extra dB, which plain `gain += error` steps approach only geometrically (5 rounds on a typical
+    scene instead of 2-3). The true-peak envelope is computed once and scaled with the gain (a static gain scales
+    it exactly); only the limiter's output is re-measured. Silence stays silent.
     """
     samples = np.asarray(samples, dtype=np.float32)
     current = integrated_loudness(samples, sample_rate)
@@ -173,6 +175,7 @@ def master(samples: np.ndarray, sample_rate: int, loudness: float, true_peak: fl
     gain_db = loudness - current
     limited = False
     out, peak, measured = samples, float(envelope.max()), current
+    previous: tuple[float, float] | None = None  # the last round's (gain_db, measured)
     for _ in range(8):
         gain = 10.0 ** (gain_db / 20.0)
         out = (samples.astype(np.float64) * gain).astype(np.float32)
@@ -183,7 +186,11 @@ def master(samples: np.ndarray, sample_rate: int, loudness: float, true_peak: fl
         measured = integrated_loudness(out, sample_rate)
         if abs(measured - loudness) <= 0.1:
             break
-        gain_db += loudness - measured
+        slope = 1.0  # LU of loudness per dB of gain: 1 while nothing is limited
+        if previous is not None and abs(gain_db - previous[0]) > 1e-6:
+            slope = min(1.0, max(0.1, (measured - previous[1]) / (gain_db - previous[0])))
+        previous = (gain_db, measured)
+        gain_db += (loudness - measured) / slope
     peak_db = 20.0 * math.log10(peak) if peak > 0 else -math.inf
     logger.debug("mastered: %.2f LUFS, %.2f dBTP, gain %.2f dB, limited=%s", measured, peak_db, gain_db, limited)
     return Mastered(out, measured, peak_db, gain_db, limited)

@@ -82,9 +82,14 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font: ImageFont.Image
     """`text` cut (with an ellipsis) to fit `width` pixels, or "" when not even a letter fits."""
     if draw.textlength(text, font=font) <= width:
         return text
-    while text and draw.textlength(text + "…", font=font) > width:
-        text = text[:-1]
-    return text + "…" if text else ""
+    fits, too_long = 0, len(text)  # the longest prefix that fits with its ellipsis, by bisection (text widens)
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if draw.textlength(text[:middle] + "…", font=font) <= width:
+            fits = middle
+        else:
+            too_long = middle
+    return text[:fits] + "…" if fits else ""
 
 
 def draw_timeline(screenplay: Screenplay, timelines: Mapping[str, Timeline], out_png: Path | str) -> Path:

@@ -26,7 +26,7 @@ from multitalk.store.keys import content_key
 from multitalk.store.store import Entry, Store
 
 STAGE = Stage.ALIGN
-VERSION = "2"  # 2: scenes last a multiple of SCENE_FRAME_MULTIPLE frames
+VERSION = "3"  # 2: scenes last a multiple of SCENE_FRAME_MULTIPLE frames; 3: mastering by secant steps
 TIMELINE_FILE, MIX_FILE, SRT_FILE, VTT_FILE = "timeline.json", "mix.wav", "scene.srt", "scene.vtt"
 
 

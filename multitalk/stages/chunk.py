@@ -82,7 +82,7 @@ def key(
         "renderer": renderer.identity(),
         "encode": encode.to_json(),
         "chunk": chunk.to_json(),
-        "audio": [array_digest(context.read_track_window(index, start, end)) for index in range(len(context.persons))],
+        "audio": [_audio_digest(context, index, start, end) for index in range(len(context.persons))],
         "extra": renderer.chunk_key_material(context, chunk),
         "previous": previous,
     }
@@ -90,6 +90,27 @@ def key(
     if gates is not None:
         material["gates"] = gates
     return content_key(STAGE, VERSION, material)
+
+
+_AUDIO_DIGESTS: dict[tuple[str, int, int, int, int, int, int], str] = {}
+_AUDIO_DIGESTS_KEPT = 16384  # windows (~100 bytes each); a screenplay of 300 chunks and two voices uses 600
+
+
+def _audio_digest(context: SceneContext, index: int, start: int, end: int) -> str:
+    """The digest of one person's audio window, remembered per track file as it is on disk: a render plans its
+    chunks more than once (the up-to-date check, the stored-scene check, the scene itself)."""
+    track = context.persons[index].track
+    if track is None:  # read_track_window says which person has no track
+        return array_digest(context.read_track_window(index, start, end))
+    info = track.stat()
+    memo = (str(track), info.st_ino, info.st_mtime_ns, info.st_size, context.fps, start, end)
+    digest = _AUDIO_DIGESTS.get(memo)
+    if digest is None:
+        digest = array_digest(context.read_track_window(index, start, end))
+        if len(_AUDIO_DIGESTS) >= _AUDIO_DIGESTS_KEPT:
+            _AUDIO_DIGESTS.clear()
+        _AUDIO_DIGESTS[memo] = digest
+    return digest
 
 
 def plan(scene_key: str, context: SceneContext, renderer: Renderer, encode: EncodeSettings) -> list[PlannedChunk]:

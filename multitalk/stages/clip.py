@@ -25,7 +25,7 @@ from multitalk.store.keys import content_key
 from multitalk.store.store import Entry, Store
 
 STAGE = Stage.CLIP
-VERSION = "2"  # 2: the scene's AAC packets kept for the final
+VERSION = "3"  # 2: the scene's AAC packets kept for the final; 3: the fast AAC coder
 CLIP_FILE, AUDIO_FILE = "scene.mp4", "scene.aac"
 
 

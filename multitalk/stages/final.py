@@ -19,7 +19,7 @@ from multitalk.store.keys import content_key
 from multitalk.store.store import Entry, Store
 
 STAGE = Stage.FINAL
-VERSION = "2"  # 2: audio joined from the scenes' packets where they have them
+VERSION = "3"  # 2: audio joined from the scenes' packets where they have them; 3: the fast AAC coder
 FINAL_FILE, SRT_FILE, VTT_FILE = "final.mp4", "final.srt", "final.vtt"
 
 

@@ -130,9 +130,16 @@ def render_scene(
 
 
 def plan_scene_video(
-    screenplay: Screenplay, scene: Scene, aligned: AlignedScene, settings: RenderSettings, device: str
+    screenplay: Screenplay,
+    scene: Scene,
+    aligned: AlignedScene,
+    settings: RenderSettings,
+    device: str,
+    *,
+    announce: bool = True,
 ) -> tuple[Renderer, SceneVideoPlan]:
-    """The scene's renderer on `device` and its chunk plan, with forced entries dropped and `scene-planned` emitted.
+    """The scene's renderer on `device` and its chunk plan, with forced entries dropped and `scene-planned` emitted
+    (unless not `announce`: the caller emits it, e.g. once it knows the scene is stored).
 
     Shared by this in-process render and the `render-scene` flow, so both plan and invalidate identically.
     """
@@ -146,7 +153,8 @@ def plan_scene_video(
     plan = video_plan(screenplay, scene, aligned, renderer, settings.encode)
     invalidate_forced(settings.store, settings, Stage.CHUNK, plan.forced_chunk_keys)
     invalidate_forced(settings.store, settings, Stage.CLIP, [plan.clip_key])
-    emit(ProgressEvent("scene-planned", scene.id, chunks_total=len(plan.chunks), frames=aligned.frames))
+    if announce:
+        emit(ProgressEvent("scene-planned", scene.id, chunks_total=len(plan.chunks), frames=aligned.frames))
     return renderer, plan
 
 
