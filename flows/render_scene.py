@@ -127,28 +127,38 @@ def render_scene_video(
         artifact = SceneProgressArtifact(scene.id, total)
         chunk_task = cached(render_chunk, Stage.CHUNK, store)
         chunks = []
-        for planned in plan.chunks:
-            stored = chunk.load(store, planned.key)  # a stored chunk is not submitted at all
-            fresh = False
-            if stored is None:
-                state = chunk_task(
-                    key=planned.key,
-                    store_root=str(store.root),
-                    renderer=renderer,
-                    context=plan.context,
-                    planned=planned,
-                    encode=settings.encode,
-                    return_state=True,
-                )
-                stored, fresh = state.result(), not is_cached(state)
-            chunks.append(stored)
-            rendered += fresh
-            kind = "chunk-done" if fresh else "chunk-cached"
-            emit(ProgressEvent(kind, scene.id, planned.chunk.index, total, frames=planned.chunk.delivered))
-            artifact.advance()
-        found = cached(scene_clip, Stage.CLIP, store)(
-            key=plan.clip_key, store_root=str(store.root), scene_id=scene.id, chunks=chunks, aligned=aligned
-        )
+        audio = clip.start_audio(store, aligned)  # encodes while the chunks render
+        try:
+            for planned in plan.chunks:
+                stored = chunk.load(store, planned.key)  # a stored chunk is not submitted at all
+                fresh = False
+                if stored is None:
+                    state = chunk_task(
+                        key=planned.key,
+                        store_root=str(store.root),
+                        renderer=renderer,
+                        context=plan.context,
+                        planned=planned,
+                        encode=settings.encode,
+                        return_state=True,
+                    )
+                    stored, fresh = state.result(), not is_cached(state)
+                chunks.append(stored)
+                rendered += fresh
+                kind = "chunk-done" if fresh else "chunk-cached"
+                emit(ProgressEvent(kind, scene.id, planned.chunk.index, total, frames=planned.chunk.delivered))
+                artifact.advance()
+            found = cached(scene_clip, Stage.CLIP, store)(
+                key=plan.clip_key,
+                store_root=str(store.root),
+                scene_id=scene.id,
+                chunks=chunks,
+                aligned=aligned,
+                audio=audio,
+            )
+        finally:
+            if audio is not None:
+                audio.discard()
     else:
         emit(ProgressEvent("scene-cached", scene.id, chunks_total=total, frames=aligned.frames))
     emit(ProgressEvent("scene-done", scene.id, chunks_total=total, frames=aligned.frames))

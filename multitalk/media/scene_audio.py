@@ -13,6 +13,9 @@ and a hard cut of at most one packet (21 ms) where a scene starts or ends mid-so
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,41 @@ def encode_scene_audio(mix_wav: Path, out: Path) -> None:
     if len(packets) < end:
         raise SceneAudioError(f"the AAC encoder gave {len(packets)} packets for a scene that needs {end}")
     out.write_bytes(b"".join(packets[FIRST_PACKET - 1 : end]))
+
+
+class BackgroundEncode:
+    """A scene's packets being encoded in a thread (ffmpeg does the work) while its chunks render.
+
+    The packets depend only on the scene's mix, so the encode need not wait for the video. `take` hands the file
+    over once (a retried clip encodes again itself); `discard` removes what was not taken. The work folder is a
+    dot-folder of `workdir`, which the store's clean-up removes if the process dies.
+    """
+
+    def __init__(self, mix_wav: Path, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._folder = Path(tempfile.mkdtemp(prefix=".scene-audio-", dir=workdir))
+        self._out: Path | None = self._folder / "scene.aac"
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._encode, args=(mix_wav,), name="scene-audio", daemon=True)
+        self._thread.start()
+
+    def _encode(self, mix_wav: Path) -> None:
+        try:
+            encode_scene_audio(mix_wav, self._folder / "scene.aac")
+        except BaseException as error:  # raised again by `take`, in the clip's own thread
+            self._error = error
+
+    def take(self) -> Path | None:
+        """The encoded packets (once; None afterwards); raises what the encode raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        out, self._out = self._out, None
+        return out
+
+    def discard(self) -> None:
+        self._thread.join()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 def join_scene_audio(scenes: Sequence[Path], out: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from multitalk.media.assemble import assemble_scene_clip
 from multitalk.media.probe import video_facts
-from multitalk.media.scene_audio import encode_scene_audio, whole_packets
+from multitalk.media.scene_audio import BackgroundEncode, encode_scene_audio, whole_packets
 from multitalk.stages.align import AlignedScene
 from multitalk.stages.chunk import RenderedChunk
 from multitalk.stages.stage import Stage
@@ -85,12 +85,31 @@ def load(store: Store, key: str) -> SceneClip | None:
     return SceneClip.of(entry) if entry is not None else None
 
 
-def build(store: Store, key: str, scene_id: str, chunks: Sequence[RenderedChunk], aligned: AlignedScene) -> SceneClip:
+def start_audio(store: Store, aligned: AlignedScene) -> BackgroundEncode | None:
+    """Start encoding the scene's packets now, while its chunks render, for `build` to take (None off the grid)."""
+    if not whole_packets(aligned.mix):
+        return None
+    return BackgroundEncode(aligned.mix, store.cache_root / STAGE)
+
+
+def build(
+    store: Store,
+    key: str,
+    scene_id: str,
+    chunks: Sequence[RenderedChunk],
+    aligned: AlignedScene,
+    audio: BackgroundEncode | None = None,
+) -> SceneClip:
+    """Assemble and verify the clip; `audio`: the packets `start_audio` began encoding (else encoded here)."""
     with store.writing(STAGE, key) as temp:
         out = temp / CLIP_FILE
         segments = [chunk.segment for chunk in chunks]
         if whole_packets(aligned.mix):
-            encode_scene_audio(aligned.mix, temp / AUDIO_FILE)
+            encoded = audio.take() if audio is not None else None
+            if encoded is not None:
+                encoded.replace(temp / AUDIO_FILE)
+            else:
+                encode_scene_audio(aligned.mix, temp / AUDIO_FILE)
             assemble_scene_clip(segments, temp / AUDIO_FILE, out, packets=True)
         else:
             assemble_scene_clip(segments, aligned.mix, out, packets=False)

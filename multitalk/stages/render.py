@@ -114,15 +114,20 @@ def render_scene(
     found = clip.load(store, plan.clip_key) if Stage.CHUNK not in settings.force else None
     if found is None:
         chunks = []
-        for planned in plan.chunks:
-            done = chunk.load(store, planned.key)
-            kind = "chunk-cached"
-            if done is None:
-                done = chunk.build(store, planned, renderer, plan.context, settings.encode)
-                rendered, kind = rendered + 1, "chunk-done"
-            emit(ProgressEvent(kind, scene.id, planned.chunk.index, total, planned.chunk.delivered))
-            chunks.append(done)
-        found = clip.build(store, plan.clip_key, scene.id, chunks, aligned)
+        audio = clip.start_audio(store, aligned)  # encodes while the chunks render
+        try:
+            for planned in plan.chunks:
+                done = chunk.load(store, planned.key)
+                kind = "chunk-cached"
+                if done is None:
+                    done = chunk.build(store, planned, renderer, plan.context, settings.encode)
+                    rendered, kind = rendered + 1, "chunk-done"
+                emit(ProgressEvent(kind, scene.id, planned.chunk.index, total, planned.chunk.delivered))
+                chunks.append(done)
+            found = clip.build(store, plan.clip_key, scene.id, chunks, aligned, audio)
+        finally:
+            if audio is not None:
+                audio.discard()
     else:
         emit(ProgressEvent("scene-cached", scene.id, chunks_total=total, frames=aligned.frames))
     emit(ProgressEvent("scene-done", scene.id, chunks_total=total, frames=aligned.frames))

@@ -13,7 +13,13 @@ from multitalk.audio.audio_io import decode_audio, write_wav
 from multitalk.media.assemble import assemble_scene_clip, stitch_final
 from multitalk.media.ffmpeg import command, run
 from multitalk.media.probe import video_facts
-from multitalk.media.scene_audio import SceneAudioError, adts_packets, encode_scene_audio, whole_packets
+from multitalk.media.scene_audio import (
+    BackgroundEncode,
+    SceneAudioError,
+    adts_packets,
+    encode_scene_audio,
+    whole_packets,
+)
 from multitalk.timing import DELIVERY_SAMPLE_RATE, FPS, SCENE_FRAME_MULTIPLE
 
 RATE = DELIVERY_SAMPLE_RATE
@@ -110,3 +116,23 @@ def test_scenes_off_the_packet_grid_join_their_mixes_sample_exactly(tmp_path: Pa
     truth = np.concatenate(mixes)
     assert 0 <= heard.size - truth.size < 1024, "one encode of the joined mixes: no gap at the join"
     assert snr_db(heard[: truth.size], truth) > 20
+
+
+def test_packets_encoded_in_the_background_are_the_packets_encoded_in_place(tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "mix.wav", scene_mix(4 * SCENE_FRAME_MULTIPLE, 220.0), RATE)
+    encode_scene_audio(wav, tmp_path / "in-place.aac")
+    background = BackgroundEncode(wav, tmp_path / "work")
+    taken = background.take()
+    assert taken is not None and taken.read_bytes() == (tmp_path / "in-place.aac").read_bytes()
+    assert background.take() is None, "handed over once: a retried clip encodes again itself"
+    background.discard()
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_a_failed_background_encode_raises_when_taken(tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "odd.wav", np.zeros(1000, np.float32), RATE)  # not whole packets
+    background = BackgroundEncode(wav, tmp_path / "work")
+    with pytest.raises(SceneAudioError, match="not a whole number of 1024-sample packets"):
+        background.take()
+    background.discard()
+    assert list((tmp_path / "work").iterdir()) == []
