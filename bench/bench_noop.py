@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "flows.cli"]
+CLI = [str(Path(sys.executable).with_name("multitalk"))]  # the console script, as users run it (flows/launch.py)
 
 
 def environment(state: Path) -> dict[str, str]:

@@ -36,17 +36,36 @@ HANDSHAKE_SECONDS = 5.0
 MAX_SOCKET_PATH = 107  # bytes: sun_path holds 108 with its terminating NUL
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PROJECT_PACKAGES = ("flows", "tasks", "multitalk", "studio")
-# Imported once by the host so that every child starts warm: the flow, its tasks and stages, and what they use.
+# Imported once by the host so that every child starts warm: the flow, its tasks and stages, what they use, and
+# what Prefect imports only when a flow runs. Not `flows.cli`: its console must see the command's terminal.
 WARM_MODULES = (
     "flows.render_screenplay",
     "flows.render_scene",
+    "flows.progress_display",
+    "flows.console_failures",
     "multitalk.stages.render",
     "multitalk.audio.tracks",
     "multitalk.audio.piper",
+    "multitalk.audio.espeak",
     "multitalk.audio.timeline_plot",
     "multitalk.renderers.registry",
     "multitalk.model.masks",
+    "multitalk.store.gc",
     "scipy.signal",
+    "piper.voice",
+    "onnxruntime",
+    "prefect.engine",
+    "prefect.flow_engine",
+    "prefect.task_engine",
+    "prefect.concurrency.sync",
+    "prefect.utilities.visualization",
+    "anyio._backends._asyncio",
+    "fastapi.encoders",
+    "opentelemetry._logs",
+    "opentelemetry.metrics",
+    "piper.phonemize_espeak",
+    "PIL.PngImagePlugin",
+    "PIL.JpegImagePlugin",
 )
 
 
