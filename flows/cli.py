@@ -241,7 +241,13 @@ def render(
             return
     from flows.prefect_env import configure_local_prefect, settle_events
     from flows.server import use_running_server
+    from flows.settings import default_outputs
+    from multitalk.stages import voice
+    from multitalk.store.store import Store
 
+    wanted = {name.strip() for item in scenes or [] for name in item.split(",")}
+    chosen = [scene for scene in screenplay.scenes if not wanted or scene.id in wanted]
+    voice.preload_missing(Store((outputs or default_outputs()).resolve()), screenplay, chosen)  # while Prefect starts
     configure_local_prefect()
     temporary = use_running_server() is None and not os.environ.get("PREFECT_API_URL")
     from flows.console_failures import keep_failures_off_the_console

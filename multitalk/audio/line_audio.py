@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from multitalk.audio.audio_io import read_wav, resample, write_json, write_wav
-from multitalk.audio.engine import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, VoiceError
+from multitalk.audio.engine import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, VoiceError, preload
 from multitalk.audio.trim import Trimmed, trim_silence
 from multitalk.audio.tts import engine_for
 from multitalk.audio.voice_catalog import effective_character
@@ -154,6 +154,12 @@ def write_line_audio(audio: LineAudio, wav_path: Path | str) -> LineAudioInfo:
     )
     write_json(info_path(wav_path), info.to_json())
     return info
+
+
+def preload_line(screenplay: Screenplay, line: Line) -> None:
+    """Load the model that will voice `line` (see `engine.preload`)."""
+    request = line_request(screenplay, line)
+    preload(engine_for(request.character, line), request)
 
 
 def synthesise_line(

@@ -6,14 +6,17 @@ rate (`line_tts_key_material`), and nothing else, so two characters sharing a vo
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from multitalk.audio.audio_io import AudioDecodeError
-from multitalk.audio.line_audio import line_tts_key_material, synthesise_line
+from multitalk.audio.line_audio import line_tts_key_material, preload_line, synthesise_line
 from multitalk.audio.tts import VoiceError
 from multitalk.failures import at_line
-from multitalk.screenplay.schema import Line, Screenplay
+from multitalk.screenplay.schema import Line, Scene, Screenplay
 from multitalk.stages.stage import Stage
 from multitalk.store.keys import content_key
 from multitalk.store.store import Entry, Store
@@ -54,3 +57,20 @@ def build(store: Store, key: str, screenplay: Screenplay, line: Line) -> VoicedL
         except (VoiceError, AudioDecodeError) as error:  # bad input: say which line, in the screenplay's terms
             raise at_line(screenplay, line, error) from error
         return VoicedLine.of(store.commit(STAGE, key, temp, info.to_json()))
+
+
+def preload_missing(store: Store, screenplay: Screenplay, scenes: Sequence[Scene]) -> threading.Thread:
+    """Load, in a thread, the voice models of the lines the store lacks: loading a model can take longer than
+    voicing a line, and the render has other things to start meanwhile. Best effort: a voice that fails to load
+    fails again, with its located error, when its line is voiced."""
+
+    def load() -> None:
+        for scene in scenes:
+            for line in scene.lines:
+                if store.get(STAGE, key(screenplay, line)) is None:
+                    with contextlib.suppress(Exception):
+                        preload_line(screenplay, line)
+
+    thread = threading.Thread(target=load, name="voice-preload", daemon=True)
+    thread.start()
+    return thread

@@ -96,3 +96,19 @@ def test_a_line_through_the_request_api(play):
     assert isinstance(request, LineRequest) and request.character.engine == "piper"
     with pytest.raises(VoiceError, match="a piper line needs text"):
         piper.PiperEngine().synthesise(LineRequest("joe", Character(engine="piper", voice=VOICE), None, None, None))
+
+
+def test_preloading_loads_the_voices_of_lines_the_store_lacks(play, tmp_path, monkeypatch):
+    from multitalk.stages import voice
+    from multitalk.store.store import Store
+
+    monkeypatch.setattr(piper, "_loaded", type(piper._loaded)())  # nothing loaded yet in this process
+    store = Store(tmp_path / "store")
+    first = play.scenes[0].lines[0]
+    voice.build(store, voice.key(play, first), play, first)  # stored: needs no model
+    piper._loaded.clear()
+    voice.preload_missing(store, play, play.scenes).join(timeout=120)
+    assert len(piper._loaded) == 1, "the voice of the line still to voice is loaded"
+    piper._loaded.clear()
+    voice.preload_missing(store, play, [play.scenes[0].model_copy(update={"lines": [first]})]).join(timeout=120)
+    assert len(piper._loaded) == 0, "a stored line loads nothing"
