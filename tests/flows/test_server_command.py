@@ -13,9 +13,9 @@ from tests.flows.conftest import REPO
 
 
 def multitalk(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    """`multitalk ARGS` as users run it: the console script, which hands renders to a running warm host."""
+    command = [str(Path(sys.executable).with_name("multitalk")), *args]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow
@@ -33,6 +33,8 @@ def test_render_reuses_the_started_server(small_project: Path, tmp_path: Path) -
         log = rendered.stdout + rendered.stderr
         assert rendered.returncode == 0, log[-3000:]
         assert "temporary server" not in log and "1 of 2 scenes" in log
+        host_log = (tmp_path / "state" / "warm-host.log").read_text()
+        assert "render " in host_log and "exited 0" in host_log, "the render ran in the server's warm host"
     finally:
         stopped = multitalk("server", "stop", env=env)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
