@@ -120,10 +120,15 @@ def start(
 ) -> None:
     """Start the server in the background (no-op when one is running); prints its URL."""
     info = running_server()
+    user_env = dict(os.environ)
     if info is not None:
         console.print(f"already running: {info['url']} (pid {info['pid']})", markup=False)
+        from flows.warm_host import host_answers
+
+        if warm_host and not host_answers() and (host := _start_warm_host(user_env)) is not None:  # it had stopped
+            _record().write_text(json.dumps({**info, "warm_host_pid": host}))
+            console.print(f"warm host: pid {host}; `multitalk render|validate|timeline` start in it", markup=False)
         return
-    user_env = dict(os.environ)
     configure_local_prefect()
     port = port or _free_port()
     url = f"http://127.0.0.1:{port}/api"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +37,11 @@ def test_render_reuses_the_started_server(small_project: Path, tmp_path: Path) -
         assert "temporary server" not in log and "1 of 2 scenes" in log
         host_log = (tmp_path / "state" / "warm-host.log").read_text()
         assert "render " in host_log and "exited 0" in host_log, "the render ran in the server's warm host"
+        record = json.loads((tmp_path / "state" / "server.json").read_text())
+        os.killpg(record["warm_host_pid"], signal.SIGKILL)  # a host gone while its server runs
+        again = multitalk("server", "start", env=env)
+        assert "already running" in again.stdout and "warm host: pid" in again.stdout, again.stdout + again.stderr
+        assert "warm host: pid" in multitalk("server", "status", env=env).stdout
     finally:
         stopped = multitalk("server", "stop", env=env)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
