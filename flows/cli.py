@@ -7,6 +7,7 @@ Rendering runs the same Prefect flow as deployments do, with rich progress bars 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -243,11 +244,14 @@ def render(
     from flows.server import use_running_server
     from flows.settings import default_outputs
     from multitalk.stages import voice
+    from multitalk.stages.plan import select_scenes
     from multitalk.store.store import Store
 
-    wanted = {name.strip() for item in scenes or [] for name in item.split(",")}
-    chosen = [scene for scene in screenplay.scenes if not wanted or scene.id in wanted]
-    voice.preload_missing(Store((outputs or default_outputs()).resolve()), screenplay, chosen)  # while Prefect starts
+    with contextlib.suppress(ValueError):  # an unknown scene id: the flow reports it, in its terms
+        chosen = [screenplay.scene(scene_id) for scene_id in select_scenes(screenplay, scenes)]
+        voice.preload_missing(
+            Store((outputs or default_outputs()).resolve()), screenplay, chosen
+        )  # while Prefect starts
     configure_local_prefect()
     temporary = use_running_server() is None and not os.environ.get("PREFECT_API_URL")
     from flows.console_failures import keep_failures_off_the_console

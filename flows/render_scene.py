@@ -107,10 +107,7 @@ def stored_scene_video(
         return None
     for kind in ("scene-planned", "scene-cached", "scene-done"):
         emit(ProgressEvent(kind, scene.id, chunks_total=len(plan.chunks), frames=aligned.frames))
-    result = scene_result(screenplay, scene, aligned, plan, found, device, rendered=0)
-    result.voiced, result.voices_cached = voiced, len(scene.lines) - voiced
-    result.wall_seconds = round(time.monotonic() - started, 3)
-    return result
+    return _measured(scene_result(screenplay, scene, aligned, plan, found, device, 0), scene, voiced, started)
 
 
 def render_scene_video(
@@ -162,7 +159,11 @@ def render_scene_video(
     else:
         emit(ProgressEvent("scene-cached", scene.id, chunks_total=total, frames=aligned.frames))
     emit(ProgressEvent("scene-done", scene.id, chunks_total=total, frames=aligned.frames))
-    result = scene_result(screenplay, scene, aligned, plan, found, device, rendered)
+    return _measured(scene_result(screenplay, scene, aligned, plan, found, device, rendered), scene, voiced, started)
+
+
+def _measured(result: SceneResult, scene: Scene, voiced: int, started: float) -> SceneResult:
+    """The manifest row with what this run measured: lines voiced, wall seconds since `started`."""
     result.voiced, result.voices_cached = voiced, len(scene.lines) - voiced
     result.wall_seconds = round(time.monotonic() - started, 3)
     return result

@@ -28,7 +28,7 @@ from multitalk.stages import clip, final
 from multitalk.stages.align import AlignedScene
 from multitalk.stages.clip import SceneClip
 from multitalk.stages.final import FinalVideo
-from multitalk.stages.plan import SceneResult, invalidate_forced
+from multitalk.stages.plan import SceneResult, invalidate_forced, select_scenes
 from multitalk.stages.stage import Stage
 from tasks.cache import cached
 from tasks.final import stitch
@@ -41,19 +41,6 @@ def scene_job(
     """One scene's chunks and clip on a device leased from the pool; runs in the flow's thread pool."""
     with shared_pool(settings.devices).lease() as device:
         return render_scene_video(screenplay, screenplay.scene(scene_id), aligned, voiced, settings, device)
-
-
-def select_scenes(screenplay: Screenplay, scenes: list[str] | None) -> list[str]:
-    known = [scene.id for scene in screenplay.scenes]
-    if not scenes:
-        return known
-    wanted = [name.strip() for item in scenes for name in str(item).split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in known]
-    if unknown:
-        raise ValueError(
-            f"unknown scene(s) {', '.join(unknown)} in {screenplay.source_file} (scenes: {', '.join(known)})"
-        )
-    return [name for name in known if name in wanted]
 
 
 @flow(name="render-screenplay", task_runner=ThreadPoolTaskRunner(max_workers=4))

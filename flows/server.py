@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 
 from flows.prefect_env import configure_local_prefect, state_dir
+from flows.warm_host import host_answers, socket_path
 
 SERVER_FILE = "server.json"
 STARTUP_SECONDS = 120  # the first start creates and migrates the database
@@ -78,13 +79,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_warm_host(env: dict[str, str]) -> int | None:
-    """Start the warm host and wait until it listens; its pid, or None (said why) when it does not come up."""
-    from flows.warm_host import MAX_SOCKET_PATH, host_answers, socket_path
-
-    if len(os.fsencode(socket_path())) > MAX_SOCKET_PATH:
-        console.print(f"warm host not started: {socket_path()} is too long for a Unix socket", markup=False)
-        return None
+def _start_warm_host(record: dict, env: dict[str, str]) -> None:
+    """Start the warm host, wait until it listens and add it to the server's record (or say why it did not)."""
+    if socket_path() is None:
+        console.print(f"warm host not started: the path of {state_dir()} is too long for a Unix socket", markup=False)
+        return
     log = state_dir() / "warm-host.log"
     env = {**env, "MULTITALK_STATE": str(state_dir().absolute())}
     with open(log, "ab") as handle:
@@ -101,9 +100,10 @@ def _start_warm_host(env: dict[str, str]) -> int | None:
         if process.poll() is not None or time.monotonic() > deadline:
             _stop_process_group(process.pid)
             console.print(f"warm host not started (renders run in their own process); its log: {log}", markup=False)
-            return None
+            return
         time.sleep(0.2)
-    return process.pid
+    _record().write_text(json.dumps({**record, "warm_host_pid": process.pid}))
+    console.print(f"warm host: pid {process.pid}; `multitalk render|validate|timeline` start in it", markup=False)
 
 
 def _stop_process_group(pid: int) -> None:
@@ -123,11 +123,8 @@ def start(
     user_env = dict(os.environ)
     if info is not None:
         console.print(f"already running: {info['url']} (pid {info['pid']})", markup=False)
-        from flows.warm_host import host_answers
-
-        if warm_host and not host_answers() and (host := _start_warm_host(user_env)) is not None:  # it had stopped
-            _record().write_text(json.dumps({**info, "warm_host_pid": host}))
-            console.print(f"warm host: pid {host}; `multitalk render|validate|timeline` start in it", markup=False)
+        if warm_host and not host_answers():  # it had stopped
+            _start_warm_host(info, user_env)
         return
     configure_local_prefect()
     port = port or _free_port()
@@ -152,9 +149,8 @@ def start(
     record = {"url": url, "pid": process.pid, "log": str(log)}
     _record().write_text(json.dumps(record))
     console.print(f"started: {url} (pid {process.pid}); `multitalk render` uses it, UI at {url[: -len('/api')]}")
-    if warm_host and (host := _start_warm_host(user_env)) is not None:
-        _record().write_text(json.dumps({**record, "warm_host_pid": host}))
-        console.print(f"warm host: pid {host}; `multitalk render|validate|timeline` start in it", markup=False)
+    if warm_host:
+        _start_warm_host(record, user_env)
 
 
 @server_app.command("stop")
@@ -185,8 +181,6 @@ def status() -> None:
         console.print("no server running: each render with work starts a temporary one", markup=False)
         raise typer.Exit(EXIT_FAILED)
     console.print(f"running: {info['url']} (pid {info['pid']}, log {info['log']})", markup=False)
-    from flows.warm_host import host_answers
-
     if host_answers():
         console.print(f"warm host: pid {info.get('warm_host_pid', '?')}, renders start in it", markup=False)
     else:

@@ -69,8 +69,10 @@ WARM_MODULES = (
 )
 
 
-def socket_path() -> Path:
-    return state_dir() / HOST_SOCKET
+def socket_path() -> Path | None:
+    """The host's socket in this state folder; None when its path is too long for a Unix socket."""
+    path = state_dir() / HOST_SOCKET
+    return path if len(os.fsencode(path)) <= MAX_SOCKET_PATH else None
 
 
 def fingerprint(environ: dict[str, str] | os._Environ[str]) -> str:
@@ -114,7 +116,7 @@ def _lines(connection: socket.socket) -> Any:
 def hand_off(argv: list[str]) -> int | None:
     """Run `multitalk ARGV` in the warm host; its exit status, or None when no host takes it (run it here then)."""
     path = socket_path()
-    if len(os.fsencode(path)) > MAX_SOCKET_PATH or not path.exists():
+    if path is None or not path.exists():
         return None
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -144,6 +146,8 @@ def hand_off(argv: list[str]) -> int | None:
         for message in messages:
             if "exit" in message:
                 return int(message["exit"])
+    except (OSError, ValueError):
+        pass  # the host went away mid-command: said below
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
@@ -155,7 +159,7 @@ def hand_off(argv: list[str]) -> int | None:
 def host_answers() -> bool:
     """Whether a warm host is listening in this state folder."""
     path = socket_path()
-    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+    if path is None:
         return False
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(1.0)
@@ -268,7 +272,10 @@ class Host:
             self.selector.unregister(connection)
             return
         for line in data.splitlines():
-            number = json.loads(line).get("signal")
+            try:
+                number = json.loads(line).get("signal")
+            except (ValueError, AttributeError):
+                continue  # not one of our messages: the host goes on
             if number in {int(s) for s in FORWARDED_SIGNALS}:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, number)
@@ -356,8 +363,8 @@ def _warm_up() -> str | None:
 def main() -> None:
     """`python -m flows.warm_host`: what `multitalk server start` runs (its log: the state folder's warm-host.log)."""
     path = socket_path()
-    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
-        raise SystemExit(f"warm host: the state folder's path is too long for a Unix socket: {path}")
+    if path is None:
+        raise SystemExit(f"warm host: the state folder's path is too long for a Unix socket: {state_dir()}")
     path.parent.mkdir(parents=True, exist_ok=True)
     code_and_settings = fingerprint(os.environ)  # before the warm-up adds the server's URL
     host = Host(path, _warm_up(), code_and_settings)

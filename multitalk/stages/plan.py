@@ -151,6 +151,20 @@ def cached_scene_result(
     )
 
 
+def select_scenes(screenplay: Screenplay, scenes: list[str] | None) -> list[str]:
+    """The ids of the scenes asked for (`--scenes a,b` or repeated), in screenplay order; all when none are."""
+    known = [scene.id for scene in screenplay.scenes]
+    if not scenes:
+        return known
+    wanted = [name.strip() for item in scenes for name in str(item).split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown scene(s) {', '.join(unknown)} in {screenplay.source_file} (scenes: {', '.join(known)})"
+        )
+    return [name for name in known if name in wanted]
+
+
 def plan_screenplay(screenplay: Screenplay, settings: RenderSettings) -> ScreenplayPlan:
     """Compute every key the store lets us compute, stopping at the first stage that is not there.
 
