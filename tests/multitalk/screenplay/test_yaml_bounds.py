@@ -115,3 +115,26 @@ def test_bad_utf8_is_located_at_the_byte(tmp_path: Path) -> None:
     assert problems_of(path) == [
         f"{path}:3:9: (document): not UTF-8 text (invalid continuation byte); save the screenplay as UTF-8"
     ]
+
+
+@pytest.mark.parametrize("example", sorted(Path("scripts_yaml").glob("*.yaml")), ids=lambda path: path.name)
+def test_libyaml_reads_every_example_as_the_python_parser_does(example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Screenplays parse through libyaml for speed; the data and every position must match PyYAML's own parser."""
+    from multitalk.screenplay import yaml_source
+
+    assert yaml_source._LIBYAML  # PyYAML's wheels ship libyaml: without it every load is ~7x slower
+    fast, fast_source = yaml_source.load_yaml_with_positions(example)
+    monkeypatch.setattr(yaml_source, "_LIBYAML", False)
+    slow, slow_source = yaml_source.load_yaml_with_positions(example)
+    assert fast == slow
+    assert fast_source.positions == slow_source.positions
+    assert len(fast_source.positions) > 50
+
+
+def test_a_document_libyaml_refuses_is_reported_in_pythons_words(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text('title: "x"\nscenes:\n  - id: a\n   lines: [\n')
+    assert problems_of(path) == [
+        f"{path}:4:4: (document): YAML syntax error: expected <block end>, but found '<block mapping start>' "
+        "while parsing a block collection that starts at line 3, column 3 (check indentation and quotes)"
+    ]
