@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import typer
@@ -40,12 +41,19 @@ def _record() -> Path:
     return state_dir() / SERVER_FILE
 
 
-def _healthy(url: str, timeout: float = 2.0) -> bool:
-    import httpx
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a local server: never via a proxy
 
+
+def _healthy(url: str, timeout: float = 2.0) -> bool:
+    """Whether the API at `url` answers its health check.
+
+    The standard library's client: httpx builds a TLS context for every client (loading the CA bundle, ~40 ms of
+    CPU) even for a plain-http URL, and every command asks this once or twice.
+    """
     try:
-        return httpx.get(f"{url.rstrip('/')}/health", timeout=timeout).status_code == 200
-    except httpx.HTTPError:
+        with _DIRECT.open(f"{url.rstrip('/')}/health", timeout=timeout) as response:
+            return response.status == 200
+    except (OSError, ValueError):  # URLError, HTTPError and timeouts are OSErrors
         return False
 
 
