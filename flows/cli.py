@@ -240,7 +240,7 @@ def render(
             console.print(f"[bold]{screenplay.title}[/]: up to date ({done['totals']['chunks']} chunks in the store)")
             console.print(f"video: {done['video']}", markup=False, soft_wrap=True)
             return
-    from flows.prefect_env import configure_local_prefect, settle_events
+    from flows.prefect_env import command_heartbeats, configure_local_prefect, settle_events
     from flows.server import use_running_server
     from flows.settings import default_outputs
     from multitalk.stages import voice
@@ -253,13 +253,14 @@ def render(
             Store((outputs or default_outputs()).resolve()), screenplay, chosen
         )  # while Prefect starts
     configure_local_prefect()
-    temporary = use_running_server() is None and not os.environ.get("PREFECT_API_URL")
+    own_server = not os.environ.get("PREFECT_API_URL")  # else the user's (a team server)
+    temporary = use_running_server() is None and own_server
     from flows.console_failures import keep_failures_off_the_console
     from flows.progress_display import RenderProgress
     from flows.render_screenplay import render_screenplay
 
     keep_failures_off_the_console()
-    with RenderProgress(console) as progress:
+    with RenderProgress(console) as progress, command_heartbeats(own_server):
         try:
             state = render_screenplay(
                 str(file.resolve()),

@@ -6,13 +6,15 @@ tools), no telemetry, a local API server bound to 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from uuid import UUID
 
 SETTLE_SECONDS = 20.0
+HEARTBEAT_SETTINGS = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
 
 
 def state_dir() -> Path:
@@ -34,6 +36,25 @@ def configure_local_prefect() -> None:
     """Set the Prefect defaults above in this process's environment (values already set win)."""
     os.environ.update(local_prefect_environment(os.environ))
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # SQLite cannot create missing folders
+
+
+@contextlib.contextmanager
+def command_heartbeats(own_server: bool) -> Iterator[None]:
+    """Flow runs started inside this block send no heartbeats, when on our own server and not asked for.
+
+    Heartbeats let an automation mark a run that nobody watches as crashed (runs on workers). A CLI render is
+    watched by its command, which forwards signals and reports its own failure, and the project's own server has no
+    such automation; yet Prefect's heartbeat thread sleeps in 1 s steps and is joined when the run ends, so every
+    render would wait up to a second for it. Setting `PREFECT_FLOWS_HEARTBEAT_FREQUENCY`, or pointing
+    `PREFECT_API_URL` at a team server, keeps them.
+    """
+    if not own_server or any(name in os.environ for name in HEARTBEAT_SETTINGS):
+        yield
+        return
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def settle_events(flow_run_id: UUID | None, timeout: float = SETTLE_SECONDS) -> None:
