@@ -68,3 +68,16 @@ def test_master_reaches_loudness_under_the_ceiling():
     assert mastered.loudness == pytest.approx(-16.0, abs=0.05)
     assert integrated_loudness(mastered.samples, RATE) == pytest.approx(-16.0, abs=0.05)
     assert true_peak_db(mastered.samples, RATE) <= -1.0
+
+
+def test_limiter_works_in_the_peaks_spans_only_and_matches_limiting_each_peak_alone():
+    """Two far-apart peaks in a long quiet signal: each is limited exactly as it would be on its own."""
+    quiet = _sine(440, 4.0, 0.05)
+    burst = _sine(3000, 0.1, 1.5)
+    signal = np.concatenate([quiet, burst, quiet, burst, quiet])
+    limited = limit_true_peak(signal, RATE, -1.0)
+    assert true_peak_db(limited, RATE) <= -1.0
+    first_alone = limit_true_peak(signal[: 2 * quiet.size + burst.size], RATE, -1.0)
+    assert np.array_equal(limited[: quiet.size + burst.size + RATE], first_alone[: quiet.size + burst.size + RATE])
+    untouched = slice(quiet.size + burst.size + RATE, 2 * quiet.size + burst.size - RATE)
+    assert np.array_equal(limited[untouched], signal[untouched])
