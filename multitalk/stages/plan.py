@@ -169,17 +169,19 @@ def plan_screenplay(screenplay: Screenplay, settings: RenderSettings) -> Screenp
     """Compute every key the store lets us compute, stopping at the first stage that is not there.
 
     Reads only the store (a few stat calls and small reads per entry); builds nothing, invalidates nothing.
-    A forced stage counts as missing.
+    A forced stage counts as missing. Every scene's audio is looked up before any scene's chunk keys are computed
+    (they hash the tracks' samples): an edited line is found missing for the price of the voice and align keys.
     """
     store = settings.store
     plan = ScreenplayPlan()
     for scene in screenplay.scenes:
         audio = plan.audio[scene.id] = audio_plan(screenplay, scene)
-        aligned = align.load(store, audio.align_key) if Stage.ALIGN not in settings.force else None
-        if aligned is None or Stage.VOICE in settings.force:
-            plan.missing = plan.missing or f"scene {scene.id}: {Stage.ALIGN}"
-            continue
+        aligned = align.load(store, audio.align_key) if not settings.force & {Stage.VOICE, Stage.ALIGN} else None
+        if aligned is None:
+            plan.missing = f"scene {scene.id}: {Stage.ALIGN}"
+            return plan
         plan.aligned[scene.id] = aligned
+    for scene in screenplay.scenes:
         renderer = renderer_for(
             settings.renderer,
             settings.devices[0],
@@ -187,19 +189,19 @@ def plan_screenplay(screenplay: Screenplay, settings: RenderSettings) -> Screenp
             model=settings.model,
             family=scene_family(screenplay, scene),
         )
+        aligned = plan.aligned[scene.id]
         video = plan.video[scene.id] = video_plan(screenplay, scene, aligned, renderer, settings.encode)
         found = clip.load(store, video.clip_key) if not settings.force & {Stage.CHUNK, Stage.CLIP} else None
         if found is None:
-            plan.missing = plan.missing or f"scene {scene.id}: {Stage.CLIP}"
-            continue
+            plan.missing = f"scene {scene.id}: {Stage.CLIP}"
+            return plan
         plan.clips[scene.id] = found
-    if len(plan.clips) == len(screenplay.scenes):
-        order = [scene.id for scene in screenplay.scenes]
-        subtitles = final.subtitles(screenplay, plan.aligned)
-        plan.final_key = final.key([plan.clips[s].key for s in order], [plan.aligned[s].key for s in order], subtitles)
-        plan.final = final.load(store, plan.final_key) if Stage.FINAL not in settings.force else None
-        if plan.final is None:
-            plan.missing = f"{Stage.FINAL}"
+    order = [scene.id for scene in screenplay.scenes]
+    subtitles = final.subtitles(screenplay, plan.aligned)
+    plan.final_key = final.key([plan.clips[s].key for s in order], [plan.aligned[s].key for s in order], subtitles)
+    plan.final = final.load(store, plan.final_key) if Stage.FINAL not in settings.force else None
+    if plan.final is None:
+        plan.missing = f"{Stage.FINAL}"
     return plan
 
 
