@@ -10,6 +10,7 @@ whether anything in it is louder than the trim threshold — the render would ot
 
 from __future__ import annotations
 
+import functools
 import struct
 import subprocess
 import tempfile
@@ -50,9 +51,24 @@ class ImageFacts:
     mode: str
 
 
+def _identity(path: Path) -> tuple[str, int, int, int]:
+    """What says a file is the one already judged: its path, inode, size and modification time."""
+    info = path.stat()
+    return str(path.absolute()), info.st_ino, info.st_size, info.st_mtime_ns  # as named: messages say path.name
+
+
 def check_image(path: Path) -> ImageFacts:
-    """Open and fully decode `path` within the pixel budget; raise MediaProblem with the reason otherwise."""
-    size = path.stat().st_size
+    """Open and fully decode `path` within the pixel budget; raise MediaProblem with the reason otherwise.
+
+    A file judged fine once in this process is not decoded again while it is unchanged (a render loads its
+    screenplay in the command and again in the flow).
+    """
+    return _judged_image(*_identity(path))
+
+
+@functools.lru_cache(maxsize=1024)  # only verdicts are kept: a problem raises, and is looked at again next time
+def _judged_image(name: str, _inode: int, size: int, _mtime_ns: int) -> ImageFacts:
+    path = Path(name)
     if size > MAX_IMAGE_BYTES:
         raise MediaProblem(
             f"{path.name} is {size / 2**20:.0f} MiB; reference images are at most {MAX_IMAGE_BYTES >> 20} MiB"
@@ -128,9 +144,14 @@ def check_recording(path: Path, threshold_db: float | None) -> RecordingFacts:
     `threshold_db` is the screenplay's `timing.trim_db`: a recording with no sample at or above it would be
     trimmed to nothing by the render. With None (the line is not trimmed) only digital silence is refused.
     Decoding stops at the first loud enough block, and never holds more than one block, so a long, mostly
-    silent file costs time in proportion but no memory.
+    silent file costs time in proportion but no memory. Like images, an unchanged file is judged once per process.
     """
-    size = path.stat().st_size
+    return _judged_recording(*_identity(path), threshold_db)
+
+
+@functools.lru_cache(maxsize=1024)
+def _judged_recording(name: str, _inode: int, size: int, _mtime_ns: int, threshold_db: float | None) -> RecordingFacts:
+    path = Path(name)
     if size > MAX_RECORDING_BYTES:
         raise MediaProblem(
             f"{path.name} is {size / 2**20:.0f} MiB; recordings are at most {MAX_RECORDING_BYTES >> 20} MiB"
