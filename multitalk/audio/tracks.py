@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,15 +122,21 @@ def read_line_wavs(paths: Sequence[Path | str]) -> tuple[list[np.ndarray], int]:
 def write_scene_audio(
     timeline: Timeline, line_wavs: Sequence[Path | str], out_dir: Path | str, settings: Mix
 ) -> SceneAudio:
-    """Build and write `track1.wav`, `track2.wav` (16 kHz), `mix.wav` (48 kHz) and `scene_audio.json` to `out_dir`."""
+    """Build and write `track1.wav`, `track2.wav` (16 kHz), `mix.wav` (48 kHz) and `scene_audio.json` to `out_dir`.
+
+    The mix is mastered in a thread while the tracks are built: both are numpy, scipy and soxr work that releases
+    the GIL, and mastering (a few loudness measurements of the whole scene) takes as long as the rest together.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     line_audio, line_rate = read_line_wavs(line_wavs)
-    tracks = build_tracks(timeline, line_audio, line_rate)
-    written = []
-    for number, (speaker, samples) in enumerate(tracks.items(), start=1):
-        written.append((speaker, write_wav(out_dir / f"track{number}.wav", samples, TRACK_SAMPLE_RATE)))
-    mastered = build_mix(timeline, line_audio, settings, line_rate)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mix") as mixing:
+        mix = mixing.submit(build_mix, timeline, line_audio, settings, line_rate)
+        tracks = build_tracks(timeline, line_audio, line_rate)
+        written = []
+        for number, (speaker, samples) in enumerate(tracks.items(), start=1):
+            written.append((speaker, write_wav(out_dir / f"track{number}.wav", samples, TRACK_SAMPLE_RATE)))
+        mastered = mix.result()
     mix_path = write_wav(out_dir / "mix.wav", mastered.samples, line_rate)
     result = SceneAudio(
         timeline.scene_id, timeline.frames, tuple(written), mix_path, mastered.loudness, mastered.true_peak
