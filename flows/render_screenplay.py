@@ -9,6 +9,7 @@ from `multitalk.stages`, the tasks in `tasks/` wrap the stages, the outputs are 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,11 @@ from flows.settings import RenderSettings, load_for_render
 from multitalk.devices import shared_pool
 from multitalk.outputs import publish_outputs
 from multitalk.screenplay.schema import Screenplay
-from multitalk.stages import clip, final
+from multitalk.stages import align, clip, final
 from multitalk.stages.align import AlignedScene
 from multitalk.stages.clip import SceneClip
 from multitalk.stages.final import FinalVideo
-from multitalk.stages.plan import SceneResult, invalidate_forced, select_scenes
+from multitalk.stages.plan import SceneResult, audio_plan, invalidate_forced, select_scenes
 from multitalk.stages.stage import Stage
 from tasks.cache import cached
 from tasks.final import stitch
@@ -88,16 +89,21 @@ def render_screenplay(
         settings.renderer,
         f"the workers of {scene_deployment}" if scene_deployment else ", ".join(settings.devices),
     )
-    audio = voice_and_align(loaded, source, [loaded.scene(scene_id) for scene_id in selected], settings)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stored-scenes") as looking:
+        # Scenes whose audio is stored are looked up (their chunk keys hash the tracks) while the others are voiced.
+        early = looking.submit(stored_scenes, loaded, selected, settings) if not scene_deployment else None
+        audio = voice_and_align(loaded, source, [loaded.scene(scene_id) for scene_id in selected], settings)
+        stored = early.result() if early is not None else {}
     aligned = {scene_id: found for scene_id, (found, _) in audio.items()}
     if scene_deployment:
         options = {"weights": weights, "model": model, "model_settings": model_settings}
         results = fan_out_scenes(loaded, selected, audio, settings, scene_deployment, options)
     else:
-        stored = {
+        stored |= {
             scene_id: found
             for scene_id in selected
-            if (found := stored_scene_video(loaded, loaded.scene(scene_id), *audio[scene_id], settings)) is not None
+            if scene_id not in stored
+            and (found := stored_scene_video(loaded, loaded.scene(scene_id), *audio[scene_id], settings)) is not None
         }
         to_render = [scene_id for scene_id in selected if scene_id not in stored]
         # One thread per device slot (a slot is a device or a `+` group), so every slot renders a scene at once
@@ -133,6 +139,19 @@ def render_screenplay(
         markdown=screenplay_report(manifest), key=_artifact_key(loaded), description=f"render of {loaded.title}"
     )
     return manifest
+
+
+def stored_scenes(screenplay: Screenplay, scene_ids: list[str], settings: RenderSettings) -> dict[str, SceneResult]:
+    """The results of the scenes whose audio and clip are both in the store already (none when audio is forced)."""
+    if settings.force & {Stage.VOICE, Stage.ALIGN}:
+        return {}
+    found = {}
+    for scene_id in scene_ids:
+        scene = screenplay.scene(scene_id)
+        aligned = align.load(settings.store, audio_plan(screenplay, scene).align_key)
+        if aligned is not None and (result := stored_scene_video(screenplay, scene, aligned, 0, settings)) is not None:
+            found[scene_id] = result
+    return found
 
 
 def stitch_all(
