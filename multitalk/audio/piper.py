@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from multitalk.audio.engine import EngineIdentity, LineRequest, Synthesised, VoiceError
+from multitalk.audio.onnx_sessions import fast_session
 from multitalk.store.keys import file_digest
 
 logger = logging.getLogger(__name__)
@@ -194,8 +195,12 @@ def _load(files: PiperVoiceFiles) -> Any:
         raise VoiceError(
             f"piper-tts is installed but does not import ({error}); reinstall with `{INSTALL_HINT}`"
         ) from None
+    from piper.config import PiperConfig
+
     logger.info("loading Piper voice %s (%s)", files.name, files.origin)
-    voice = PiperVoice.load(files.model_file, config_path=files.config_file)
+    config = PiperConfig.from_dict(json.loads(files.config_file.read_text(encoding="utf-8")))
+    # What `PiperVoice.load` builds, with a session that starts from the cached optimised graph.
+    voice = PiperVoice(session=fast_session(files.model_file, ["CPUExecutionProvider"]), config=config)
     _loaded[key] = voice
     while len(_loaded) > MAX_LOADED_VOICES:
         _loaded.popitem(last=False)
