@@ -355,6 +355,10 @@ def _warm_up() -> str | None:
     started = time.perf_counter()
     for module in WARM_MODULES:
         importlib.import_module(module)
+    from multitalk.audio import piper
+
+    for voice in piper.packaged_voices():  # every Piper line's key hashes its voice's model (60 MB): once, here
+        voice.fingerprint()
     print(f"warm host: imported the render path in {time.perf_counter() - started:.1f} s", flush=True)
     if threading.active_count() != 1:
         raise RuntimeError(f"the warm-up left {threading.active_count() - 1} threads running; forking is unsafe")
