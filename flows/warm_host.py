@@ -67,6 +67,7 @@ WARM_MODULES = (
     "piper.phonemize_espeak",
     "PIL.PngImagePlugin",
     "PIL.JpegImagePlugin",
+    "typer",
 )
 
 
@@ -320,9 +321,7 @@ def _run_command(request: dict[str, Any], fds: list[int]) -> NoReturn:
         os.environ.clear()
         os.environ.update(request["env"])
         sys.argv = ["multitalk", *request["argv"]]
-        from prefect.logging.configuration import setup_logging
-
-        setup_logging(incremental=False)  # Prefect's console handler on the command's terminal, in its colours
+        _terminal_logging()  # Prefect's console handler on the command's terminal, in its colours
         from flows.cli import app
 
         try:
@@ -342,6 +341,43 @@ def _run_command(request: dict[str, Any], fds: list[int]) -> NoReturn:
         os._exit(code)
 
 
+_LOGGING_CONFIG: dict[str, Any] = {}  # Prefect's logging config as the warm-up loaded it
+
+
+def _load_logging_config() -> None:
+    """Load Prefect's logging config once: rendering every setting into its template is 0.1-0.2 s per command."""
+    from prefect.logging.configuration import DEFAULT_LOGGING_SETTINGS_PATH, load_logging_config
+    from prefect.settings import PREFECT_LOGGING_SETTINGS_PATH
+
+    path = PREFECT_LOGGING_SETTINGS_PATH.value()
+    _LOGGING_CONFIG.update(load_logging_config(path if path.exists() else DEFAULT_LOGGING_SETTINGS_PATH))
+
+
+def _terminal_logging() -> None:
+    """In a child: Prefect's logging configured as `setup_logging` does, from the host's loaded config.
+
+    The handlers are made anew, so the console one writes to the command's terminal in its colours. The child's
+    Prefect settings are the host's (the fingerprint says so), so the config is the one it would load itself.
+    """
+    import copy
+    import logging
+    import logging.config
+
+    from prefect.logging.configuration import PROCESS_LOGGING_CONFIG, setup_logging
+    from prefect.settings import PREFECT_LOGGING_EXTRA_LOGGERS
+
+    if not _LOGGING_CONFIG:
+        setup_logging(incremental=False)
+        return
+    config = copy.deepcopy(_LOGGING_CONFIG) | {"incremental": False}
+    logging.config.dictConfig(config)
+    extra = logging.getLogger("prefect.extra")
+    for name in PREFECT_LOGGING_EXTRA_LOGGERS.value():
+        for handler in extra.handlers:
+            logging.getLogger(name).addHandler(handler)
+    PROCESS_LOGGING_CONFIG.update(config)
+
+
 def _warm_up() -> str | None:
     """Import the render path with the command line's Prefect settings; the server URL they point at, if any."""
     import importlib
@@ -359,6 +395,7 @@ def _warm_up() -> str | None:
 
     for voice in piper.packaged_voices():  # every Piper line's key hashes its voice's model (60 MB): once, here
         voice.fingerprint()
+    _load_logging_config()
     print(f"warm host: imported the render path in {time.perf_counter() - started:.1f} s", flush=True)
     if threading.active_count() != 1:
         raise RuntimeError(f"the warm-up left {threading.active_count() - 1} threads running; forking is unsafe")
