@@ -22,6 +22,7 @@ from flows.fan_out import fan_out_scenes
 from flows.render_scene import render_scene_video, stored_scene_video, voice_and_align
 from flows.report import screenplay_report
 from flows.settings import RenderSettings, load_for_render
+from multitalk.audio.timeline_plot import timeline_png
 from multitalk.devices import shared_pool
 from multitalk.outputs import publish_outputs
 from multitalk.screenplay.schema import Screenplay
@@ -128,12 +129,26 @@ def render_screenplay(
     if missing:
         raise RuntimeError(f"scene clips of {', '.join(missing)} left the store during the render; re-run")
     final_video = None
-    if len(results) == len(loaded.scenes):
-        final_video = stitch_all(loaded, clips, aligned, settings)
-    else:
-        logger.info("final video not stitched: only %d of %d scenes were rendered", len(results), len(loaded.scenes))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="timeline") as drawing:
+        # The timeline picture needs only the scenes' timelines: drawn while ffmpeg stitches the final.
+        timelines = {scene_id: aligned[scene_id].timeline() for scene_id in results}
+        picture = drawing.submit(timeline_png, loaded, timelines) if timelines else None
+        if len(results) == len(loaded.scenes):
+            final_video = stitch_all(loaded, clips, aligned, settings)
+        else:
+            logger.info(
+                "final video not stitched: only %d of %d scenes were rendered", len(results), len(loaded.scenes)
+            )
+        timeline_picture = picture.result() if picture is not None else None
     manifest = publish_outputs(
-        loaded, settings, results, clips, aligned, final_video, wall_seconds=time.monotonic() - started
+        loaded,
+        settings,
+        results,
+        clips,
+        aligned,
+        final_video,
+        wall_seconds=time.monotonic() - started,
+        timeline_picture=timeline_picture,
     )
     create_markdown_artifact(
         markdown=screenplay_report(manifest), key=_artifact_key(loaded), description=f"render of {loaded.title}"

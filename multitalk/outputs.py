@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from multitalk.audio.timeline_plot import draw_timeline
+from multitalk.audio.timeline_plot import timeline_png
 from multitalk.quality.report import gates_report
 from multitalk.screenplay.output_names import inside
 from multitalk.screenplay.schema import Screenplay
@@ -100,8 +100,12 @@ def publish_outputs(
     final_video: FinalVideo | None,
     *,
     wall_seconds: float,
+    timeline_picture: bytes | None = None,
 ) -> dict[str, Any]:
-    """Link the deliverables out of the store and write the manifest; returns the manifest."""
+    """Link the deliverables out of the store and write the manifest; returns the manifest.
+
+    `timeline_picture`: the timeline PNG of these scenes if the caller drew it already (`timeline_png`).
+    """
     out = output_dir(screenplay, settings.store_root, claim=True)
     for scene_id in scenes:
         if scene_id in clips:
@@ -111,7 +115,7 @@ def publish_outputs(
                 link_or_copy(path, out / "scenes" / f"{scene_id}{suffix}")
     timelines = {scene_id: aligned[scene_id].timeline() for scene_id in scenes if scene_id in aligned}
     if timelines:
-        draw_timeline(screenplay, timelines, out / "timeline.png")
+        write_bytes_atomic(out / "timeline.png", timeline_picture or timeline_png(screenplay, timelines))
     final_files = {}
     if final_video is not None:
         for name, path in final_video.files.items():

@@ -94,6 +94,11 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font: ImageFont.Image
 
 def draw_timeline(screenplay: Screenplay, timelines: Mapping[str, Timeline], out_png: Path | str) -> Path:
     """Draw the scenes of `screenplay` that have a timeline (in screenplay order) into a PNG; returns its path."""
+    return write_bytes(out_png, timeline_png(screenplay, timelines))
+
+
+def timeline_png(screenplay: Screenplay, timelines: Mapping[str, Timeline]) -> bytes:
+    """The picture `draw_timeline` writes, as PNG bytes (drawn in a thread while a render stitches its final)."""
     scenes = [scene for scene in screenplay.scenes if scene.id in timelines]
     if not scenes:
         raise ValueError("no timelines to draw; build at least one scene's timeline first")
@@ -160,4 +165,4 @@ def draw_timeline(screenplay: Screenplay, timelines: Mapping[str, Timeline], out
     image = Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    return write_bytes(out_png, buffer.getvalue())
+    return buffer.getvalue()
