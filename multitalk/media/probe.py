@@ -46,15 +46,22 @@ class VideoFacts:
     audio_rate: int | None
 
 
-def video_facts(path: Path) -> VideoFacts:
-    """Count frames exactly (decoding packets) and read stream durations."""
-    info = probe(path, count_packets=None)
+def video_facts(path: Path, *, count: bool = True) -> VideoFacts:
+    """Count frames exactly (reading every packet) and read stream durations.
+
+    With `count=False` the frame count is the MP4 sample table's (what players show), read without touching the
+    media data: for a file ffmpeg has just muxed it is the same number, at a fraction of the cost on a long video.
+    Containers without that count are still counted.
+    """
+    info = probe(path) if not count else probe(path, count_packets=None)
     video = next((s for s in info["streams"] if s["codec_type"] == "video"), None)
     if video is None:
         raise ProbeError(f"{path}: no video stream")
+    if not count and "nb_frames" not in video:
+        return video_facts(path)
     audio = next((s for s in info["streams"] if s["codec_type"] == "audio"), None)
     num, den = (int(x) for x in video["r_frame_rate"].split("/"))
-    frames = int(video["nb_read_packets"])
+    frames = int(video["nb_read_packets"] if count else video["nb_frames"])
     return VideoFacts(
         frames=frames,
         fps=num / den,

@@ -66,8 +66,12 @@ def key(chunk_keys: Sequence[str], align_key: str) -> str:
 
 
 def verify_frames(path: Path, frames: int, fps: int = 25) -> dict[str, Any]:
-    """ffprobe the file: exactly `frames` video frames, audio as long as the video to within one frame."""
-    facts = video_facts(path)
+    """ffprobe the file: exactly `frames` video frames, audio as long as the video to within one frame.
+
+    The counts are the muxer's (the MP4 sample tables): the file was just written by ffmpeg, and its bytes are
+    hashed into the entry when it is committed.
+    """
+    facts = video_facts(path, count=False)
     if facts.frames != frames:
         raise AssemblyError(f"{path.name}: {facts.frames} video frames, expected {frames}")
     if facts.audio_seconds is not None and abs(facts.audio_seconds - frames / fps) > 1 / fps:
