@@ -249,9 +249,7 @@ def render(
 
     with contextlib.suppress(ValueError):  # an unknown scene id: the flow reports it, in its terms
         chosen = [screenplay.scene(scene_id) for scene_id in select_scenes(screenplay, scenes)]
-        voice.preload_missing(
-            Store((outputs or default_outputs()).resolve()), screenplay, chosen
-        )  # while Prefect starts
+        voice.voice_ahead(Store((outputs or default_outputs()).resolve()), screenplay, chosen)  # while Prefect starts
     configure_local_prefect()
     own_server = not os.environ.get("PREFECT_API_URL")  # else the user's (a team server)
     temporary = use_running_server() is None and own_server

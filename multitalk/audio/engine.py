@@ -79,10 +79,3 @@ class TTSEngine(Protocol):
     def synthesise(self, request: LineRequest) -> Synthesised:
         """Voice the line; raises VoiceError with what to fix."""
         ...
-
-
-def preload(engine: TTSEngine, request: LineRequest) -> None:
-    """Load the model `request` will use, for engines that have one (`preload`); errors wait for `synthesise`."""
-    load = getattr(engine, "preload", None)
-    if load is not None:
-        load(request)

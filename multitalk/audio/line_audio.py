@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from multitalk.audio.audio_io import read_wav, resample, write_json, write_wav
-from multitalk.audio.engine import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, VoiceError, preload
+from multitalk.audio.engine import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, VoiceError
 from multitalk.audio.trim import Trimmed, trim_silence
 from multitalk.audio.tts import engine_for
 from multitalk.audio.voice_catalog import effective_character
@@ -156,19 +156,17 @@ def write_line_audio(audio: LineAudio, wav_path: Path | str) -> LineAudioInfo:
     return info
 
 
-def preload_line(screenplay: Screenplay, line: Line) -> None:
-    """Load the model that will voice `line` (see `engine.preload`)."""
+def voice_line(screenplay: Screenplay, line: Line, *, sample_rate: int = LINE_SAMPLE_RATE) -> LineAudio:
+    """One line of a loaded screenplay voiced, trimmed and resampled, in memory."""
     request = line_request(screenplay, line)
-    preload(engine_for(request.character, line), request)
+    return synthesise(request, line, trim_db=line_trim_db(screenplay, line), sample_rate=sample_rate)
 
 
 def synthesise_line(
     screenplay: Screenplay, line: Line, wav_path: Path | str, *, sample_rate: int = LINE_SAMPLE_RATE
 ) -> LineAudioInfo:
     """Voice one line of a loaded screenplay into `wav_path` (+ `.json` sidecar); returns the sidecar."""
-    request = line_request(screenplay, line)
-    audio = synthesise(request, line, trim_db=line_trim_db(screenplay, line), sample_rate=sample_rate)
-    return write_line_audio(audio, wav_path)
+    return write_line_audio(voice_line(screenplay, line, sample_rate=sample_rate), wav_path)
 
 
 def read_line_audio(wav_path: Path | str) -> tuple[np.ndarray, int]:

@@ -226,12 +226,6 @@ class PiperEngine:
         files = self._files(request)
         return EngineIdentity(self.name, require_piper(), files.fingerprint())
 
-    def preload(self, request: LineRequest) -> None:
-        """Load the line's voice now (half a second of ONNX start-up), so `synthesise` finds it loaded."""
-        files = self._files(request)
-        with _lock:
-            _load(files)
-
     def synthesise(self, request: LineRequest) -> Synthesised:
         if request.text is None:
             raise VoiceError(f"{request.who()}: a piper line needs text")

@@ -53,9 +53,7 @@ def test_the_first_load_caches_the_graph_and_later_loads_sound_the_same(
         np.testing.assert_allclose(speak(session), reference, atol=1e-4)
 
 
-def test_a_damaged_cached_graph_is_dropped_and_the_model_loads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_damaged_cached_graph_is_dropped_and_the_model_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(onnx_sessions.CACHE_ENV, str(tmp_path))
     model = model_file()
     graph = onnx_sessions.cached_graph(model)

@@ -98,17 +98,19 @@ def test_a_line_through_the_request_api(play):
         piper.PiperEngine().synthesise(LineRequest("joe", Character(engine="piper", voice=VOICE), None, None, None))
 
 
-def test_preloading_loads_the_voices_of_lines_the_store_lacks(play, tmp_path, monkeypatch):
+def test_lines_voiced_ahead_are_taken_by_build_and_stored_lines_are_not_voiced(play, tmp_path):
     from multitalk.stages import voice
     from multitalk.store.store import Store
 
-    monkeypatch.setattr(piper, "_loaded", type(piper._loaded)())  # nothing loaded yet in this process
     store = Store(tmp_path / "store")
-    first = play.scenes[0].lines[0]
-    voice.build(store, voice.key(play, first), play, first)  # stored: needs no model
-    piper._loaded.clear()
-    voice.preload_missing(store, play, play.scenes).join(timeout=120)
-    assert len(piper._loaded) == 1, "the voice of the line still to voice is loaded"
-    piper._loaded.clear()
-    voice.preload_missing(store, play, [play.scenes[0].model_copy(update={"lines": [first]})]).join(timeout=120)
-    assert len(piper._loaded) == 0, "a stored line loads nothing"
+    first, second = play.scenes[0].lines[:2]
+    voice.build(store, voice.key(play, first), play, first)  # stored: not voiced ahead
+    scene = play.scenes[0].model_copy(update={"lines": [first, second]})
+    voice.voice_ahead(store, play, [scene]).join(timeout=120)
+    assert voice.key(play, second) in voice._ahead and voice.key(play, first) not in voice._ahead
+    ahead = voice._ahead[voice.key(play, second)].result()
+    built = voice.build(store, voice.key(play, second), play, second)
+    assert voice.key(play, second) not in voice._ahead, "build took the line voiced ahead"
+    samples, rate = read_wav(built.wav)  # Piper never says a line twice alike: this is the take voiced ahead
+    assert rate == ahead.sample_rate and np.array_equal(samples, ahead.samples)
+    assert built.duration == pytest.approx(ahead.duration)
