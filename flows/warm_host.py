@@ -189,6 +189,7 @@ class Host:
         self.fingerprint = code_and_settings
         self.selector = selectors.DefaultSelector()
         self.children: dict[int, socket.socket] = {}  # child pid -> its command's connection
+        self.exits: dict[int, int] = {}  # child pid -> a pidfd that turns readable when it exits (wakes `serve`)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 
     def serve(self) -> None:
@@ -206,7 +207,7 @@ class Host:
                 for key, _ in self.selector.select(timeout=0.1):
                     if key.fileobj is self.listener:
                         self._accept()
-                    else:
+                    elif key.data is None:  # a command's connection; else a child's exit, reaped below
                         self._from_command(key.fileobj)  # type: ignore[arg-type]
                 self._reap()
         finally:
@@ -248,6 +249,8 @@ class Host:
                 self.selector.close()
                 for other in (self.listener, connection, *self.children.values()):
                     other.close()
+                for pidfd in self.exits.values():
+                    os.close(pidfd)
                 _run_command(request, fds)
             _send(connection, {"accepted": True, "pid": pid})
             connection.settimeout(None)
@@ -261,6 +264,9 @@ class Host:
         print(f"warm host: {' '.join(request['argv'])} -> pid {pid}", flush=True)
         self.children[pid] = connection
         self.selector.register(connection, selectors.EVENT_READ)
+        with contextlib.suppress(OSError, AttributeError):  # no pidfd (old kernel): the 0.1 s poll reaps it
+            self.exits[pid] = os.pidfd_open(pid)
+            self.selector.register(self.exits[pid], selectors.EVENT_READ, data=pid)
 
     def _from_command(self, connection: socket.socket) -> None:
         pid = next(pid for pid, known in self.children.items() if known is connection)
@@ -290,6 +296,11 @@ class Host:
                 return
             if pid == 0:
                 return
+            pidfd = self.exits.pop(pid, None)
+            if pidfd is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.selector.unregister(pidfd)
+                os.close(pidfd)
             connection = self.children.pop(pid, None)
             if connection is None:
                 continue
