@@ -243,13 +243,15 @@ def render(
     from flows.prefect_env import command_heartbeats, configure_local_prefect, settle_events
     from flows.server import use_running_server
     from flows.settings import default_outputs
-    from multitalk.stages import voice
+    from multitalk.stages import Stage, align, parse_stages
     from multitalk.stages.plan import select_scenes
     from multitalk.store.store import Store
 
-    with contextlib.suppress(ValueError):  # an unknown scene id: the flow reports it, in its terms
+    # An unknown scene id or stage: the flow reports it, in its terms. Forced audio is redone by its tasks.
+    with contextlib.suppress(ValueError):
         chosen = [screenplay.scene(scene_id) for scene_id in select_scenes(screenplay, scenes)]
-        voice.voice_ahead(Store((outputs or default_outputs()).resolve()), screenplay, chosen)  # while Prefect starts
+        if not parse_stages(force) & {Stage.VOICE, Stage.ALIGN}:  # voiced and laid out while Prefect starts
+            align.audio_ahead(Store((outputs or default_outputs()).resolve()), screenplay, chosen)
     configure_local_prefect()
     own_server = not os.environ.get("PREFECT_API_URL")  # else the user's (a team server)
     temporary = use_running_server() is None and own_server

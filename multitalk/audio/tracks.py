@@ -119,24 +119,49 @@ def read_line_wavs(paths: Sequence[Path | str]) -> tuple[list[np.ndarray], int]:
     return audio, rates.pop() if rates else LINE_SAMPLE_RATE
 
 
-def write_scene_audio(
-    timeline: Timeline, line_wavs: Sequence[Path | str], out_dir: Path | str, settings: Mix
-) -> SceneAudio:
-    """Build and write `track1.wav`, `track2.wav` (16 kHz), `mix.wav` (48 kHz) and `scene_audio.json` to `out_dir`.
+@dataclass(frozen=True)
+class ComposedAudio:
+    """A scene's tracks and mastered mix in memory (what `write_scene_audio` writes)."""
+
+    tracks: dict[str, np.ndarray]  # speaker -> 16 kHz track, person 1 first
+    mastered: Mastered
+    line_rate: int
+
+
+def compose_scene_audio(
+    timeline: Timeline, line_audio: Sequence[np.ndarray], line_rate: int, settings: Mix
+) -> ComposedAudio:
+    """The conditioning tracks and the mastered mix of a scene from its lines' audio.
 
     The mix is mastered in a thread while the tracks are built: both are numpy, scipy and soxr work that releases
     the GIL, and mastering (a few loudness measurements of the whole scene) takes as long as the rest together.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    line_audio, line_rate = read_line_wavs(line_wavs)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mix") as mixing:
         mix = mixing.submit(build_mix, timeline, line_audio, settings, line_rate)
         tracks = build_tracks(timeline, line_audio, line_rate)
-        written = []
-        for number, (speaker, samples) in enumerate(tracks.items(), start=1):
-            written.append((speaker, write_wav(out_dir / f"track{number}.wav", samples, TRACK_SAMPLE_RATE)))
-        mastered = mix.result()
+        return ComposedAudio(tracks, mix.result(), line_rate)
+
+
+def write_scene_audio(
+    timeline: Timeline,
+    line_wavs: Sequence[Path | str],
+    out_dir: Path | str,
+    settings: Mix,
+    *,
+    composed: ComposedAudio | None = None,
+) -> SceneAudio:
+    """Build and write `track1.wav`, `track2.wav` (16 kHz), `mix.wav` (48 kHz) and `scene_audio.json` to `out_dir`.
+
+    `composed`: the scene's audio if already composed from these lines (`compose_scene_audio`).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if composed is None:
+        composed = compose_scene_audio(timeline, *read_line_wavs(line_wavs), settings)
+    written = []
+    for number, (speaker, samples) in enumerate(composed.tracks.items(), start=1):
+        written.append((speaker, write_wav(out_dir / f"track{number}.wav", samples, TRACK_SAMPLE_RATE)))
+    mastered, line_rate = composed.mastered, composed.line_rate
     mix_path = write_wav(out_dir / "mix.wav", mastered.samples, line_rate)
     result = SceneAudio(
         timeline.scene_id, timeline.frames, tuple(written), mix_path, mastered.loudness, mastered.true_peak

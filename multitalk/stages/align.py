@@ -13,16 +13,21 @@ import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from multitalk.audio.align import Timeline, build_timeline
+from multitalk.audio.audio_io import read_wav
+from multitalk.audio.engine import LINE_SAMPLE_RATE
+from multitalk.audio.line_audio import voice_line
 from multitalk.audio.subtitles import scene_cues, to_srt, to_vtt
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
+from multitalk.stages import early, voice
 from multitalk.stages.stage import Stage
 from multitalk.stages.voice import VoicedLine
-from multitalk.store.keys import content_key
+from multitalk.store.keys import array_digest, content_key
 from multitalk.store.store import Entry, Store
 
 STAGE = Stage.ALIGN
@@ -105,17 +110,92 @@ def build(
     *,
     source: SourceMap | None = None,
 ) -> AlignedScene:
-    """Timeline, per-speaker 16 kHz tracks, the 48 kHz mix and the scene's subtitles, as a new entry."""
-    from multitalk.audio.tracks import write_scene_audio  # loudness needs scipy: keys and look-ups do not
+    """Timeline, per-speaker 16 kHz tracks, the 48 kHz mix and the scene's subtitles, as a new entry.
 
+    A scene laid out early (`audio_ahead`) from these very takes is taken instead of laid out twice.
+    """
+    from multitalk.audio.tracks import compose_scene_audio, read_line_wavs, write_scene_audio
+
+    composed = early.take(STAGE, key)
+    try:
+        line_audio, line_rate = read_line_wavs([voice.wav for voice in voices])
+        if composed is not None and composed.takes != _takes(line_audio):
+            composed = None  # laid out from other takes than the stored ones (a line voiced again since)
+        if composed is None:
+            timeline = _timeline(screenplay, scene, [voice.duration for voice in voices], source)
+            audio = compose_scene_audio(timeline, line_audio, line_rate, screenplay.defaults.mix)
+            composed = EarlyScene(timeline, audio, _takes(line_audio))
+        timeline = composed.timeline
+        with store.writing(STAGE, key) as temp:
+            timeline.write(temp / TIMELINE_FILE)
+            audio = write_scene_audio(timeline, [], temp, screenplay.defaults.mix, composed=composed.audio)
+            cues = scene_cues(screenplay, timeline)
+            (temp / SRT_FILE).write_text(to_srt(cues), encoding="utf-8")
+            (temp / VTT_FILE).write_text(to_vtt(cues), encoding="utf-8")
+            result: dict[str, Any] = {"frames": timeline.frames, "seconds": timeline.duration, **audio.to_json()}
+            return AlignedScene.of(store.commit(STAGE, key, temp, result))
+    finally:
+        early.release(STAGE, key)
+
+
+@dataclass(frozen=True)
+class EarlyScene:
+    """A scene laid out in memory: its timeline, its composed audio, and digests of the takes it was made from."""
+
+    timeline: Timeline
+    audio: Any  # multitalk.audio.tracks.ComposedAudio (imported lazily: it needs scipy)
+    takes: tuple[str, ...]
+
+
+def _timeline(screenplay: Screenplay, scene: Scene, durations: list[float], source: SourceMap | None) -> Timeline:
     index = next(i for i, candidate in enumerate(screenplay.scenes) if candidate.id == scene.id)
-    durations = [voice.duration for voice in voices]
-    timeline = build_timeline(scene, durations, screenplay.defaults.timing, scene_index=index, source=source)
-    with store.writing(STAGE, key) as temp:
-        timeline.write(temp / TIMELINE_FILE)
-        audio = write_scene_audio(timeline, [voice.wav for voice in voices], temp, screenplay.defaults.mix)
-        cues = scene_cues(screenplay, timeline)
-        (temp / SRT_FILE).write_text(to_srt(cues), encoding="utf-8")
-        (temp / VTT_FILE).write_text(to_vtt(cues), encoding="utf-8")
-        result: dict[str, Any] = {"frames": timeline.frames, "seconds": timeline.duration, **audio.to_json()}
-        return AlignedScene.of(store.commit(STAGE, key, temp, result))
+    return build_timeline(scene, durations, screenplay.defaults.timing, scene_index=index, source=source)
+
+
+def _takes(line_audio: Sequence[Any]) -> tuple[str, ...]:
+    return tuple(array_digest(samples) for samples in line_audio)
+
+
+def _lay_out(screenplay: Screenplay, scene: Scene, takes: list[Any], durations: list[float]) -> EarlyScene:
+    from multitalk.audio.tracks import compose_scene_audio
+
+    timeline = _timeline(screenplay, scene, durations, None)
+    audio = compose_scene_audio(timeline, takes, LINE_SAMPLE_RATE, screenplay.defaults.mix)
+    return EarlyScene(timeline, audio, _takes(takes))
+
+
+def audio_ahead(store: Store, screenplay: Screenplay, scenes: Sequence[Scene]) -> threading.Thread:
+    """In a thread: voice the lines of `scenes` the store lacks and lay out the scenes it lacks, for the builds.
+
+    While Prefect starts the render's flow run, the voice models load, the missing lines are voiced and their
+    scenes laid out (`multitalk.stages.early`); each task's `build` then takes the result and writes the entry.
+    Best effort: whatever fails here is done again, and reported, by its task.
+    """
+
+    def work() -> None:
+        for scene in scenes:
+            voice_keys = [voice.key(screenplay, line) for line in scene.lines]
+            scene_key = key(screenplay, scene, voice_keys)
+            if store.get(STAGE, scene_key) is not None:
+                continue
+            takes, durations = [], []
+            for line_key, line in zip(voice_keys, scene.lines, strict=True):
+                stored = voice.load(store, line_key)
+                take = (
+                    None
+                    if stored is not None
+                    else early.compute(voice.STAGE, line_key, partial(voice_line, screenplay, line))
+                )
+                if stored is None and take is None:
+                    break  # failed, or its task is voicing it: the scene is laid out by its own task
+                samples, rate = read_wav(stored.wav) if stored is not None else (take.samples, take.sample_rate)
+                if rate != LINE_SAMPLE_RATE:
+                    break
+                takes.append(samples)
+                durations.append(stored.duration if stored is not None else take.duration)
+            else:
+                early.compute(STAGE, scene_key, partial(_lay_out, screenplay, scene, takes, durations))
+
+    thread = threading.Thread(target=work, name="audio-ahead", daemon=True)
+    thread.start()
+    return thread

@@ -6,17 +6,15 @@ rate (`line_tts_key_material`), and nothing else, so two characters sharing a vo
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 from multitalk.audio.audio_io import AudioDecodeError
-from multitalk.audio.line_audio import LineAudio, line_tts_key_material, voice_line, write_line_audio
+from multitalk.audio.line_audio import line_tts_key_material, voice_line, write_line_audio
 from multitalk.audio.tts import VoiceError
 from multitalk.failures import at_line
-from multitalk.screenplay.schema import Line, Scene, Screenplay
+from multitalk.screenplay.schema import Line, Screenplay
+from multitalk.stages import early
 from multitalk.stages.stage import Stage
 from multitalk.store.keys import content_key
 from multitalk.store.store import Entry, Store
@@ -52,53 +50,15 @@ def load(store: Store, key: str) -> VoicedLine | None:
 def build(store: Store, key: str, screenplay: Screenplay, line: Line) -> VoicedLine:
     """Voice the line into a new entry (the caller has checked that the store lacks it).
 
-    A line `voice_ahead` voiced already is taken from it (waiting if it is still being voiced) instead of twice.
+    A line voiced early (`align.audio_ahead`) is taken, waiting for it if need be, instead of voiced twice.
     """
-    with _ahead_lock:
-        ahead = _ahead.pop(key, None)
-        if ahead is None:
-            _voicing.add(key)
+    audio = early.take(STAGE, key)
     try:
         with store.writing(STAGE, key) as temp:
             try:
-                audio = ahead.result() if ahead is not None else voice_line(screenplay, line)
-                info = write_line_audio(audio, temp / LINE_FILE)
+                info = write_line_audio(audio if audio is not None else voice_line(screenplay, line), temp / LINE_FILE)
             except (VoiceError, AudioDecodeError) as error:  # bad input: say which line, in the screenplay's terms
                 raise at_line(screenplay, line, error) from error
             return VoicedLine.of(store.commit(STAGE, key, temp, info.to_json()))
     finally:
-        with _ahead_lock:
-            _voicing.discard(key)
-
-
-_ahead_lock = threading.Lock()
-_ahead: dict[str, Future[LineAudio]] = {}  # lines voiced (or being voiced) ahead, by key, until `build` takes them
-_voicing: set[str] = set()  # keys `build` is voicing itself: not voiced ahead as well
-
-
-def voice_ahead(store: Store, screenplay: Screenplay, scenes: Sequence[Scene]) -> threading.Thread:
-    """Voice, in a thread, the lines of `scenes` the store lacks, for `build` to take.
-
-    The models load and the lines are synthesised while the render starts (its Prefect flow run, the stored
-    scenes' look-ups); `build` still writes each entry, in its task. Best effort: a line that fails here fails
-    with the same error when its `build` takes it, and a retry voices it afresh.
-    """
-
-    def work() -> None:
-        for scene in scenes:
-            for line in scene.lines:
-                line_key = key(screenplay, line)
-                if store.get(STAGE, line_key) is not None:
-                    continue
-                with _ahead_lock:
-                    if line_key in _ahead or line_key in _voicing:
-                        continue
-                    future = _ahead[line_key] = Future()
-                try:
-                    future.set_result(voice_line(screenplay, line))
-                except BaseException as error:  # kept for `build` to raise, located, in its task
-                    future.set_exception(error)
-
-    thread = threading.Thread(target=work, name="voice-ahead", daemon=True)
-    thread.start()
-    return thread
+        early.release(STAGE, key)

@@ -98,19 +98,32 @@ def test_a_line_through_the_request_api(play):
         piper.PiperEngine().synthesise(LineRequest("joe", Character(engine="piper", voice=VOICE), None, None, None))
 
 
-def test_lines_voiced_ahead_are_taken_by_build_and_stored_lines_are_not_voiced(play, tmp_path):
-    from multitalk.stages import voice
+def test_audio_laid_out_ahead_is_taken_by_the_builds_and_matches_building_in_place(play, tmp_path):
+    """`align.audio_ahead` voices the missing line and lays out its scene early; the builds take both, and the
+    scene's entry is what building it in place from the same takes gives."""
+    from multitalk.stages import align, early, voice
     from multitalk.store.store import Store
 
     store = Store(tmp_path / "store")
     first, second = play.scenes[0].lines[:2]
-    voice.build(store, voice.key(play, first), play, first)  # stored: not voiced ahead
     scene = play.scenes[0].model_copy(update={"lines": [first, second]})
-    voice.voice_ahead(store, play, [scene]).join(timeout=120)
-    assert voice.key(play, second) in voice._ahead and voice.key(play, first) not in voice._ahead
-    ahead = voice._ahead[voice.key(play, second)].result()
-    built = voice.build(store, voice.key(play, second), play, second)
-    assert voice.key(play, second) not in voice._ahead, "build took the line voiced ahead"
-    samples, rate = read_wav(built.wav)  # Piper never says a line twice alike: this is the take voiced ahead
-    assert rate == ahead.sample_rate and np.array_equal(samples, ahead.samples)
-    assert built.duration == pytest.approx(ahead.duration)
+    voice.build(store, voice.key(play, first), play, first)  # stored: not voiced again
+    voice_keys = [voice.key(play, line) for line in scene.lines]
+    scene_key = align.key(play, scene, voice_keys)
+    align.audio_ahead(store, play, [scene]).join(timeout=120)
+    assert set(early._offered) >= {(voice.STAGE, voice_keys[1]), (align.STAGE, scene_key)}
+    assert (voice.STAGE, voice_keys[0]) not in early._offered
+    take = early._offered[(voice.STAGE, voice_keys[1])].result()
+
+    voiced = [voice.load(store, voice_keys[0]), voice.build(store, voice_keys[1], play, second)]
+    samples, rate = read_wav(voiced[1].wav)  # Piper never says a line twice alike: this is the early take
+    assert rate == take.sample_rate and np.array_equal(samples, take.samples)
+    aligned = align.build(store, scene_key, play, scene, voiced)
+    assert not {(voice.STAGE, voice_keys[1]), (align.STAGE, scene_key)} & set(early._offered), "both were taken"
+
+    in_place = Store(tmp_path / "in-place")  # the same takes, laid out by the build itself
+    copies = [voice.VoicedLine(v.key, v.wav, v.duration, v.engine) for v in voiced]
+    again = align.build(in_place, scene_key, play, scene, copies)
+    assert aligned.mix.read_bytes() == again.mix.read_bytes()
+    assert all(aligned.tracks[s].read_bytes() == again.tracks[s].read_bytes() for s in aligned.tracks)
+    assert aligned.timeline_file.read_bytes() == again.timeline_file.read_bytes()
