@@ -114,7 +114,7 @@ def build(
 
     A scene laid out early (`audio_ahead`) from these very takes is taken instead of laid out twice.
     """
-    from multitalk.audio.tracks import compose_scene_audio, read_line_wavs, write_scene_audio
+    from multitalk.audio.tracks import compose_scene_audio, read_line_wavs, write_scene_audio  # scipy: lazily
 
     composed = early.take(STAGE, key)
     try:
