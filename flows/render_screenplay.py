@@ -92,9 +92,9 @@ def render_screenplay(
     )
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stored-scenes") as looking:
         # Scenes whose audio is stored are looked up (their chunk keys hash the tracks) while the others are voiced.
-        early = looking.submit(stored_scenes, loaded, selected, settings) if not scene_deployment else None
+        lookup = looking.submit(stored_scenes, loaded, selected, settings) if not scene_deployment else None
         audio = voice_and_align(loaded, source, [loaded.scene(scene_id) for scene_id in selected], settings)
-        stored = early.result() if early is not None else {}
+        stored = lookup.result() if lookup is not None else {}
     aligned = {scene_id: found for scene_id, (found, _) in audio.items()}
     if scene_deployment:
         options = {"weights": weights, "model": model, "model_settings": model_settings}

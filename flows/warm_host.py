@@ -411,8 +411,8 @@ def _warm_up() -> str | None:
     if threading.active_count() != 1:
         raise RuntimeError(f"the warm-up left {threading.active_count() - 1} threads running; forking is unsafe")
     # What the warm-up built lives as long as the host: out of the collector's sight, a child's collections walk
-    # only its own objects (a full one over the host's ~330k took 0.2-0.5 s per command, dirtying every shared
-    # page it touched on the way).
+    # only its own objects (a full one over the host's ~330k takes 0.2 s, and in a child it copies every shared page
+    # it touches).
     gc.collect()
     gc.freeze()
     return url

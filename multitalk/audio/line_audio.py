@@ -156,7 +156,7 @@ def write_line_audio(audio: LineAudio, wav_path: Path | str) -> LineAudioInfo:
     return info
 
 
-def voice_line(screenplay: Screenplay, line: Line, *, sample_rate: int = LINE_SAMPLE_RATE) -> LineAudio:
+def synthesise_line_audio(screenplay: Screenplay, line: Line, *, sample_rate: int = LINE_SAMPLE_RATE) -> LineAudio:
     """One line of a loaded screenplay voiced, trimmed and resampled, in memory."""
     request = line_request(screenplay, line)
     return synthesise(request, line, trim_db=line_trim_db(screenplay, line), sample_rate=sample_rate)
@@ -166,7 +166,7 @@ def synthesise_line(
     screenplay: Screenplay, line: Line, wav_path: Path | str, *, sample_rate: int = LINE_SAMPLE_RATE
 ) -> LineAudioInfo:
     """Voice one line of a loaded screenplay into `wav_path` (+ `.json` sidecar); returns the sidecar."""
-    return write_line_audio(voice_line(screenplay, line, sample_rate=sample_rate), wav_path)
+    return write_line_audio(synthesise_line_audio(screenplay, line, sample_rate=sample_rate), wav_path)
 
 
 def read_line_audio(wav_path: Path | str) -> tuple[np.ndarray, int]:

@@ -1,8 +1,8 @@
 """ONNX Runtime sessions that start fast: a model's optimised graph is saved once and loaded from then on.
 
-Creating a session spends most of its time optimising the graph (0.5 s of 0.6 s for a medium Piper voice on our
+Creating a session spends most of its time optimising the graph (0.47-0.62 s for a medium Piper voice on our
 2-core machine), and a render loads its voices afresh in every command. ONNX Runtime can save the graph it
-optimised and load that instead (0.2-0.3 s). The saved graph is optimised at the portable level
+optimised and load that instead (0.28 s). The saved graph is optimised at the portable level
 (`ORT_ENABLE_EXTENDED`: no hardware-specific layouts), keyed by the model's digest and the onnxruntime version,
 and written atomically; the layout passes still run at load, so inference is as fast as from the original file.
 Any failure to save or load the cached graph falls back to the original model file.

@@ -143,21 +143,16 @@ def compose_scene_audio(
 
 
 def write_scene_audio(
-    timeline: Timeline,
-    line_wavs: Sequence[Path | str],
-    out_dir: Path | str,
-    settings: Mix,
-    *,
-    composed: ComposedAudio | None = None,
+    timeline: Timeline, line_wavs: Sequence[Path | str], out_dir: Path | str, settings: Mix
 ) -> SceneAudio:
-    """Build and write `track1.wav`, `track2.wav` (16 kHz), `mix.wav` (48 kHz) and `scene_audio.json` to `out_dir`.
+    """Build and write `track1.wav`, `track2.wav` (16 kHz), `mix.wav` (48 kHz) and `scene_audio.json` to `out_dir`."""
+    return write_composed_audio(timeline, compose_scene_audio(timeline, *read_line_wavs(line_wavs), settings), out_dir)
 
-    `composed`: the scene's audio if already composed from these lines (`compose_scene_audio`).
-    """
+
+def write_composed_audio(timeline: Timeline, composed: ComposedAudio, out_dir: Path | str) -> SceneAudio:
+    """Write a scene's composed audio as `write_scene_audio` does."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if composed is None:
-        composed = compose_scene_audio(timeline, *read_line_wavs(line_wavs), settings)
     written = []
     for number, (speaker, samples) in enumerate(composed.tracks.items(), start=1):
         written.append((speaker, write_wav(out_dir / f"track{number}.wav", samples, TRACK_SAMPLE_RATE)))

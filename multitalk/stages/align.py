@@ -20,7 +20,7 @@ from typing import Any
 from multitalk.audio.align import Timeline, build_timeline
 from multitalk.audio.audio_io import read_wav
 from multitalk.audio.engine import LINE_SAMPLE_RATE
-from multitalk.audio.line_audio import voice_line
+from multitalk.audio.line_audio import synthesise_line_audio
 from multitalk.audio.subtitles import scene_cues, to_srt, to_vtt
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
@@ -114,21 +114,19 @@ def build(
 
     A scene laid out early (`audio_ahead`) from these very takes is taken instead of laid out twice.
     """
-    from multitalk.audio.tracks import compose_scene_audio, read_line_wavs, write_scene_audio  # scipy: lazily
+    from multitalk.audio.tracks import compose_scene_audio, read_line_wavs, write_composed_audio  # scipy: lazily
 
-    composed = early.take(STAGE, key)
+    early_scene = early.take(STAGE, key)
     try:
         line_audio, line_rate = read_line_wavs([voice.wav for voice in voices])
-        if composed is not None and composed.takes != _takes(line_audio):
-            composed = None  # laid out from other takes than the stored ones (a line voiced again since)
-        if composed is None:
+        if early_scene is not None and early_scene.takes == _takes(line_audio):
+            timeline, composed = early_scene.timeline, early_scene.audio
+        else:  # none, or laid out from other takes than the stored ones (a line voiced again since)
             timeline = _timeline(screenplay, scene, [voice.duration for voice in voices], source)
-            audio = compose_scene_audio(timeline, line_audio, line_rate, screenplay.defaults.mix)
-            composed = EarlyScene(timeline, audio, _takes(line_audio))
-        timeline = composed.timeline
+            composed = compose_scene_audio(timeline, line_audio, line_rate, screenplay.defaults.mix)
         with store.writing(STAGE, key) as temp:
             timeline.write(temp / TIMELINE_FILE)
-            audio = write_scene_audio(timeline, [], temp, screenplay.defaults.mix, composed=composed.audio)
+            audio = write_composed_audio(timeline, composed, temp)
             cues = scene_cues(screenplay, timeline)
             (temp / SRT_FILE).write_text(to_srt(cues), encoding="utf-8")
             (temp / VTT_FILE).write_text(to_vtt(cues), encoding="utf-8")
@@ -184,7 +182,7 @@ def audio_ahead(store: Store, screenplay: Screenplay, scenes: Sequence[Scene]) -
                 take = (
                     None
                     if stored is not None
-                    else early.compute(voice.STAGE, line_key, partial(voice_line, screenplay, line))
+                    else early.compute(voice.STAGE, line_key, partial(synthesise_line_audio, screenplay, line))
                 )
                 if stored is None and take is None:
                     break  # failed, or its task is voicing it: the scene is laid out by its own task

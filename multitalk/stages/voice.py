@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from multitalk.audio.audio_io import AudioDecodeError
-from multitalk.audio.line_audio import line_tts_key_material, voice_line, write_line_audio
+from multitalk.audio.line_audio import line_tts_key_material, synthesise_line_audio, write_line_audio
 from multitalk.audio.tts import VoiceError
 from multitalk.failures import at_line
 from multitalk.screenplay.schema import Line, Screenplay
@@ -56,7 +56,8 @@ def build(store: Store, key: str, screenplay: Screenplay, line: Line) -> VoicedL
     try:
         with store.writing(STAGE, key) as temp:
             try:
-                info = write_line_audio(audio if audio is not None else voice_line(screenplay, line), temp / LINE_FILE)
+                take = audio if audio is not None else synthesise_line_audio(screenplay, line)
+                info = write_line_audio(take, temp / LINE_FILE)
             except (VoiceError, AudioDecodeError) as error:  # bad input: say which line, in the screenplay's terms
                 raise at_line(screenplay, line, error) from error
             return VoicedLine.of(store.commit(STAGE, key, temp, info.to_json()))
