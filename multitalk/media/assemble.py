@@ -2,22 +2,27 @@
 
 Video is never re-encoded after a chunk, and audio is encoded once. A scene on the 8-frame grid (every scene with a
 `tail`; see multitalk/timing.py) keeps its AAC packets beside its clip (`scene_audio.py`), and a final made of such
-scenes joins those packets by stream copy, so an edit of one scene costs that scene's work plus a copy of the rest.
+scenes joins the clips through their sample tables (`mp4_join.py`: the bytes copied once, no packet muxed again),
+so an edit of one scene costs that scene's work plus a copy of the rest.
 A scene that must end exactly with its audio (`tail: 0`, as `multitalk import` writes) is not whole packets: its
 clip encodes its mix as it is, and a final holding one joins the scenes' mixes sample-exactly and encodes them once.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
 import ffmpeg
 
 from multitalk.media.ffmpeg import BITEXACT, concat_input, run
+from multitalk.media.mp4_join import Mp4JoinUnsupported, join_mp4
 from multitalk.media.scene_audio import AUDIO_CODEC, join_scene_audio, scene_audio_input
 
 MP4 = {"movflags": "+faststart", "f": "mp4"}
+SUBTITLES = {"c:s": "mov_text", "metadata:s:s:0": "language=eng"}
+logger = logging.getLogger(__name__)
 
 
 def assemble_scene_clip(segments: list[Path], audio: Path, out: Path, *, packets: bool) -> None:
@@ -36,9 +41,20 @@ def stitch_final(
     subtitles_srt: Path | None,
     out: Path,
 ) -> None:
-    """The final MP4: scene videos stream-copied; the scenes' packets joined (or, without them, the mixes joined
-    sample-exactly and encoded once); soft subtitles."""
+    """The final MP4: the scene clips joined with their packets (or, off the packet grid, their videos
+    stream-copied with the mixes joined sample-exactly and encoded once); soft subtitles."""
     with tempfile.TemporaryDirectory(dir=out.parent) as work:
+        if scene_packets is not None:
+            beside = []
+            if subtitles_srt is not None:
+                beside.append(Path(work) / "subtitles.mp4")
+                srt = ffmpeg.input(str(subtitles_srt))["s:0"]
+                run(ffmpeg.output(srt, str(beside[0]), **SUBTITLES, **BITEXACT, f="mp4"))
+            try:
+                join_mp4(scene_clips, out, beside=beside)
+                return
+            except Mp4JoinUnsupported as reason:  # clips ffmpeg did not lay out as it does ours
+                logger.info("%s: stream-copied by ffmpeg, not joined: %s", out.name, reason)
         video = concat_input(scene_clips, Path(work) / "videos.txt")
         if scene_packets is not None:
             joined = Path(work) / "audio.aac"
@@ -49,5 +65,5 @@ def stitch_final(
         streams = [video["v:0"], audio["a:0"]]
         if subtitles_srt is not None:
             streams.append(ffmpeg.input(str(subtitles_srt))["s:0"])
-            options.update({"c:s": "mov_text", "metadata:s:s:0": "language=eng"})
+            options.update(SUBTITLES)
         run(ffmpeg.output(*streams, str(out), **options, **BITEXACT, **MP4))
