@@ -1,9 +1,10 @@
 """Scene clips and the final video: stream-copied segments, the scenes' AAC packets, subtitles.
 
 Video is never re-encoded after a chunk, and audio is encoded once. A scene on the 8-frame grid (every scene with a
-`tail`; see multitalk/timing.py) keeps its AAC packets beside its clip (`scene_audio.py`), and a final made of such
-scenes joins the clips through their sample tables (`mp4_join.py`: the bytes copied once, no packet muxed again),
-so an edit of one scene costs that scene's work plus a copy of the rest.
+`tail`; see multitalk/timing.py) keeps its AAC packets beside its clip (`scene_audio.py`). Its clip is its
+segments joined beside them through their sample tables (`mp4_join.py`: the bytes copied once, no packet muxed
+again), and a final made of such scenes joins the clips the same way, so an edit of one scene costs that scene's
+work plus a copy of the rest.
 A scene that must end exactly with its audio (`tail: 0`, as `multitalk import` writes) is not whole packets: its
 clip encodes its mix as it is, and a final holding one joins the scenes' mixes sample-exactly and encodes them once.
 """
@@ -26,8 +27,20 @@ logger = logging.getLogger(__name__)
 
 
 def assemble_scene_clip(segments: list[Path], audio: Path, out: Path, *, packets: bool) -> None:
-    """Concatenate a scene's chunk segments (stream copy) with its audio: its AAC packets, or its mix encoded."""
+    """A scene's chunk segments one after another with its audio: its AAC packets, or its mix encoded.
+
+    With packets, ffmpeg puts them in an MP4 of their own and the segments are joined beside it (`mp4_join`);
+    otherwise, or for segments laid out otherwise, ffmpeg stream-copies the segments.
+    """
     with tempfile.TemporaryDirectory(dir=out.parent) as work:
+        if packets:
+            track = Path(work) / "audio.mp4"
+            run(ffmpeg.output(scene_audio_input(audio)["a:0"], str(track), **{"c:a": "copy"}, **BITEXACT, f="mp4"))
+            try:
+                join_mp4(segments, out, beside=[track])
+                return
+            except Mp4JoinUnsupported as reason:
+                logger.info("%s: stream-copied by ffmpeg, not joined: %s", out.name, reason)
         video = concat_input(segments, Path(work) / "segments.txt")
         sound = scene_audio_input(audio) if packets else ffmpeg.input(str(audio))
         codec = {"c:a": "copy"} if packets else AUDIO_CODEC

@@ -1,4 +1,4 @@
-"""Stage `clip`: a scene's MP4, its chunk segments stream-copied with its mix encoded once as AAC.
+"""Stage `clip`: a scene's MP4, its chunk segments joined with its mix encoded once as AAC.
 
 A scene on the 8-frame grid keeps its AAC packets (`scene.aac`) beside the clip: the final joins them without
 encoding them again (media/assemble.py).
@@ -25,7 +25,8 @@ from multitalk.store.keys import content_key
 from multitalk.store.store import Entry, Store
 
 STAGE = Stage.CLIP
-VERSION = "3"  # 2: the scene's AAC packets kept for the final; 3: the fast AAC coder
+VERSION = "4"  # 2: the scene's AAC packets kept for the final; 3: the fast AAC coder; 4: segments joined through
+# their sample tables
 CLIP_FILE, AUDIO_FILE = "scene.mp4", "scene.aac"
 
 
