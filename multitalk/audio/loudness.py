@@ -46,6 +46,88 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
     return loudness if math.isfinite(loudness) else -math.inf
 
 
+class ChangingLoudness:
+    """Integrated loudness of `gain * samples` changed in a few spans, measured again after each change cheaply.
+
+    Mastering measures a whole scene after every limiter round. The K-weighting filters are linear and causal, so
+    the weighted signal is the gained weighted original plus the weighted change, and the change is zero outside
+    the limited spans: only those spans (and the filters' decay after them) are filtered again, and only the
+    400 ms blocks they reach are summed again. pyloudnorm's meter filters the whole scene and sums every block in
+    Python each time (~0.1 s for a 52 s scene at 48 kHz). Same blocks and gates as `integrated_loudness` (BS.1770,
+    pyloudnorm's filters); the two agree to within 1e-6 LU.
+    """
+
+    DECAY_SECONDS = 0.25  # the filters' response to a change has fallen below 1e-20 of it by then
+
+    def __init__(self, samples: np.ndarray, sample_rate: int) -> None:
+        meter = pyloudnorm.Meter(sample_rate)
+        self._filters = list(meter._filters.values())
+        self.samples = np.asarray(samples, dtype=np.float64)
+        self.weighted = self._weigh(self.samples)
+        size, block = self.samples.size, BLOCK_SECONDS * sample_rate
+        count = int(np.round((size / sample_rate - BLOCK_SECONDS) / (BLOCK_SECONDS * 0.25))) + 1
+        steps = np.arange(count) * 0.25
+        self.lower = np.minimum((BLOCK_SECONDS * steps * sample_rate).astype(np.int64), size)
+        self.upper = np.minimum((BLOCK_SECONDS * (steps + 1) * sample_rate).astype(np.int64), size)
+        self.block = block
+        self.energy = self._block_sums(self.weighted, self.lower, self.upper)
+        self.decay = round(self.DECAY_SECONDS * sample_rate)
+
+    def _weigh(self, samples: np.ndarray) -> np.ndarray:
+        for stage in self._filters:
+            samples = stage.apply_filter(samples)
+        return samples
+
+    @staticmethod
+    def _block_sums(signal: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+        summed = np.concatenate(([0.0], np.cumsum(np.square(signal))))
+        return summed[upper] - summed[lower]
+
+    def measure(self, gain: float, changed: np.ndarray | None = None, spans: list[tuple[int, int]] = ()) -> float:
+        """Loudness in LUFS of `changed`: `gain * samples` everywhere but in `spans` ([start, stop) samples)."""
+        energy = self.energy * gain**2
+        reach = [(start, min(self.samples.size, stop + self.decay)) for start, stop in spans]
+        for start, stop in _merged(reach, gap=math.ceil(self.block)):  # so that no block reaches two of them
+            difference = np.asarray(changed[start:stop], dtype=np.float64) - gain * self.samples[start:stop]
+            weighted = gain * self.weighted[start:stop] + self._weigh(difference)
+            blocks = np.flatnonzero((self.lower < stop) & (self.upper > start))
+            lower, upper = self.lower[blocks], self.upper[blocks]
+            inside = (lower >= start) & (upper <= stop)
+            energy[blocks[inside]] = self._block_sums(weighted, lower[inside] - start, upper[inside] - start)
+            for index in blocks[~inside]:  # a block reaching past the span: the weighted signal put together
+                lo, hi = int(self.lower[index]), int(self.upper[index])
+                whole = gain * self.weighted[lo:hi]
+                a, b = max(lo, start), min(hi, stop)
+                whole[a - lo : b - lo] = weighted[a - start : b - start]
+                energy[index] = float(np.sum(np.square(whole)))
+        return _gated(energy / self.block)
+
+
+def _merged(spans: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+    """`spans` sorted, with those less than `gap` apart made one."""
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted(spans):
+        if merged and start < merged[-1][1] + gap:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def _gated(mean_squares: np.ndarray) -> float:
+    """BS.1770's gated loudness (mono) of blocks' mean squares: absolute gate at -70 LUFS, relative at -10 LU."""
+    with np.errstate(divide="ignore"):
+        block_loudness = -0.691 + 10.0 * np.log10(mean_squares)
+    above = block_loudness >= -70.0
+    if not above.any():
+        return -math.inf
+    relative = -0.691 + 10.0 * math.log10(float(np.mean(mean_squares[above]))) - 10.0
+    gated = mean_squares[(block_loudness > relative) & (block_loudness > -70.0)]
+    if gated.size == 0 or not np.mean(gated) > 0:
+        return -math.inf
+    return -0.691 + 10.0 * math.log10(float(np.mean(gated)))
+
+
 def _scaled_to(samples: np.ndarray, current_lufs: float, target_lufs: float) -> np.ndarray:
     """`samples` with the gain that moves `current_lufs` to `target_lufs`; silence (-inf) stays as it is."""
     if not math.isfinite(current_lufs):
@@ -119,8 +201,10 @@ def true_peak_db(samples: np.ndarray, sample_rate: int) -> float:
 
 def _limit(
     samples: np.ndarray, sample_rate: int, ceiling_db: float, envelope: np.ndarray | None, hold: float, smooth: float
-) -> tuple[np.ndarray, float]:
-    """The limiter; returns the limited samples and their true peak (linear). `envelope`: of `samples`, if known.
+) -> tuple[np.ndarray, float, list[tuple[int, int]]]:
+    """The limiter; returns the limited samples, their true peak (linear) and the spans it changed.
+
+    `envelope`: of `samples`, if known.
 
     Gain is only ever reduced around samples over the ceiling, so the work is done in those spans alone: the gain
     is 1 everywhere else, and there the samples and their envelope stay as they were (a speech mix has a few
@@ -133,10 +217,11 @@ def _limit(
     reach = hold_n + smooth_n  # how far from a peak its gain reduction extends
     ceiling = 10.0 ** (ceiling_db / 20.0)
     margin_db = 0.05
+    changed: list[tuple[int, int]] = []
     for _ in range(8):
         peak = float(envelope.max()) if envelope.size else 0.0
         if peak <= ceiling:
-            return out, peak
+            return out, peak, changed
         target = ceiling * 10.0 ** (-margin_db / 20.0)
         spans = _spans(np.flatnonzero(envelope > target), reach, out.size)
         gains = []
@@ -149,6 +234,7 @@ def _limit(
             gains.append(np.minimum(gain[start - lo : stop - lo], 1.0))
         for (start, stop), gain in zip(spans, gains, strict=True):
             out[start:stop] = out[start:stop] * gain
+        changed.extend(spans)
         for start, stop in spans:  # changed samples move the oversampled values up to the resampler's context away
             near_lo, near_hi = max(0, start - _CONTEXT), min(out.size, stop + _CONTEXT)
             envelope[near_lo:near_hi] = np.abs(out[near_lo:near_hi])
@@ -158,7 +244,8 @@ def _limit(
     if peak > ceiling:  # last resort, never reached in practice: a plain gain is always safe
         out = (out * (ceiling / peak) * 0.999).astype(np.float32)
         peak = ceiling * 0.999
-    return out, peak
+        changed = [(0, out.size)]
+    return out, peak, changed
 
 
 def limit_true_peak(
@@ -191,10 +278,12 @@ def master(samples: np.ndarray, sample_rate: int, loudness: float, true_peak: fl
     new gain is a secant step on the last two (gain, loudness) pairs: the limiter takes back a roughly constant
     share of each extra dB, which plain `gain += error` steps approach only geometrically (5 rounds on a typical
     scene instead of 2-3). The true-peak envelope is computed once and scaled with the gain (a static gain scales
-    it exactly); only the limiter's output is re-measured. Silence stays silent.
+    it exactly); only the limiter's output is re-measured, and its loudness only where it changed
+    (`ChangingLoudness`). Silence stays silent.
     """
     samples = np.asarray(samples, dtype=np.float32)
-    current = integrated_loudness(samples, sample_rate)
+    meter = ChangingLoudness(samples, sample_rate) if samples.size > BLOCK_SECONDS * sample_rate + 1 else None
+    current = meter.measure(1.0) if meter is not None else integrated_loudness(samples, sample_rate)
     if not math.isfinite(current):
         return Mastered(samples.copy(), -math.inf, true_peak_db(samples, sample_rate), 0.0, False)
     envelope = true_peak_envelope(samples, sample_rate)
@@ -207,10 +296,12 @@ def master(samples: np.ndarray, sample_rate: int, loudness: float, true_peak: fl
         gain = 10.0 ** (gain_db / 20.0)
         out = (samples.astype(np.float64) * gain).astype(np.float32)
         peak = float(envelope.max()) * gain
+        changed: list[tuple[int, int]] = []
         if peak > ceiling:
-            out, peak = _limit(out, sample_rate, true_peak, envelope * gain, 0.02, 0.005)
+            out, peak, changed = _limit(out, sample_rate, true_peak, envelope * gain, 0.02, 0.005)
             limited = True
-        measured = integrated_loudness(out, sample_rate)
+        whole = meter is None
+        measured = integrated_loudness(out, sample_rate) if whole else meter.measure(gain, out, changed)
         if abs(measured - loudness) <= 0.1:
             break
         slope = 1.0  # LU of loudness per dB of gain: 1 while nothing is limited

@@ -31,7 +31,8 @@ from multitalk.store.keys import array_digest, content_key
 from multitalk.store.store import Entry, Store
 
 STAGE = Stage.ALIGN
-VERSION = "3"  # 2: scenes last a multiple of SCENE_FRAME_MULTIPLE frames; 3: mastering by secant steps
+VERSION = "4"  # 2: scenes last a multiple of SCENE_FRAME_MULTIPLE frames; 3: mastering by secant steps; 4: the
+# mix re-measured only where the limiter changed it (its tracks, and so the chunk keys, are unchanged)
 TIMELINE_FILE, MIX_FILE, SRT_FILE, VTT_FILE = "timeline.json", "mix.wav", "scene.srt", "scene.vtt"
 
 

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from multitalk.audio.loudness import (
+    ChangingLoudness,
+    _limit,
     integrated_loudness,
     limit_true_peak,
     line_loudness,
@@ -81,3 +83,25 @@ def test_limiter_works_in_the_peaks_spans_only_and_matches_limiting_each_peak_al
     assert np.array_equal(limited[: quiet.size + burst.size + RATE], first_alone[: quiet.size + burst.size + RATE])
     untouched = slice(quiet.size + burst.size + RATE, 2 * quiet.size + burst.size - RATE)
     assert np.array_equal(limited[untouched], signal[untouched])
+
+
+def test_loudness_measured_where_the_limiter_changed_a_mix_is_the_whole_mix_measured_again():
+    """What mastering relies on: `ChangingLoudness` agrees with measuring the whole signal, whatever was changed."""
+    rng = np.random.default_rng(7)
+    bursts = [_sine(220 + 40 * i, 0.7, 0.3 + 0.05 * i) for i in range(12)]
+    gaps = [np.zeros(int(rng.uniform(0.05, 1.2) * RATE), np.float32) for _ in bursts]
+    mix = np.concatenate([part for pair in zip(gaps, bursts, strict=True) for part in pair])
+    meter = ChangingLoudness(mix, RATE)
+    assert meter.measure(1.0) == pytest.approx(integrated_loudness(mix, RATE), abs=1e-9)
+    for gain_db in (3.0, 9.0):
+        gain = 10 ** (gain_db / 20)
+        gained = (mix.astype(np.float64) * gain).astype(np.float32)
+        limited, _, spans = _limit(gained, RATE, -1.0, None, 0.02, 0.005)
+        assert spans, "the gain pushes the bursts over the ceiling"
+        assert meter.measure(gain, limited, spans) == pytest.approx(integrated_loudness(limited, RATE), abs=1e-6)
+    edited = mix.copy()
+    edited[RATE : RATE + 10] *= 0.5  # a change that ends inside a block, and one that spans the end
+    edited[-200:] = 0.0
+    assert meter.measure(1.0, edited, [(RATE, RATE + 10), (mix.size - 200, mix.size)]) == pytest.approx(
+        integrated_loudness(edited, RATE), abs=1e-6
+    )
