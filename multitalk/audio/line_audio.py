@@ -11,6 +11,7 @@ Output: a mono float32 WAV at 48 kHz (`LINE_SAMPLE_RATE`) and a JSON sidecar (`L
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from multitalk.audio.audio_io import read_wav, resample, write_json, write_wav
-from multitalk.audio.engine import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, VoiceError
+from multitalk.audio.engine import LINE_SAMPLE_RATE, EngineIdentity, LineRequest, VoiceError, warm_up
 from multitalk.audio.trim import Trimmed, trim_silence
 from multitalk.audio.tts import engine_for
 from multitalk.audio.voice_catalog import effective_character
-from multitalk.screenplay.schema import Line, Screenplay
+from multitalk.screenplay.schema import Character, Line, Screenplay
 from multitalk.store.keys import file_digest
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,19 @@ def line_request(screenplay: Screenplay, line: Line) -> LineRequest:
     # Where this machine lacks a character's neural voice, its espeak fallback speaks (and is keyed) instead.
     character = effective_character(character, screenplay.project_dir)
     return LineRequest.for_line(character, line, screenplay.project_dir)
+
+
+def warm_up_voices(characters: Mapping[str, Character], project_dir: Path) -> None:
+    """Load the voice models of these characters now, as they will be voiced here (engines that keep models loaded).
+
+    Best effort: a voice that cannot be loaded is left alone, and its first line reports why.
+    """
+    for speaker, character in characters.items():
+        voiced_as = effective_character(character, project_dir)
+        try:
+            warm_up(engine_for(voiced_as), LineRequest(speaker, voiced_as, "", None, project_dir))
+        except VoiceError:
+            continue
 
 
 def line_trim_db(screenplay: Screenplay, line: Line) -> float | None:

@@ -226,6 +226,12 @@ class PiperEngine:
         files = self._files(request)
         return EngineIdentity(self.name, require_piper(), files.fingerprint())
 
+    def warm_up(self, request: LineRequest) -> None:
+        """Load the voice now (kept for the process's lines)."""
+        files = self._files(request)
+        with _lock:
+            _load(files)
+
     def synthesise(self, request: LineRequest) -> Synthesised:
         if request.text is None:
             raise VoiceError(f"{request.who()}: a piper line needs text")
