@@ -5,6 +5,12 @@ deployment that GPU workers run when a screenplay fans its scenes out over a wor
 `multitalk.stages.plan` before any work, and only missing work becomes tasks: a scene whose clip is in the store
 submits no chunk tasks, a stored chunk, line or scene audio is used as it is. Inside a task the cache policy is
 the one check (another render may have written the entry meanwhile).
+
+Arguments that are not task results (the screenplay, its source map, the renderer, a chunk's plan) are passed
+`quote`d: Prefect would otherwise walk every field of them for futures on each task call, twice (to resolve them
+and to record the task's inputs): quoting them cut the overhead of a one-line edit of the long example from
+4.4-5.5 s to 3.6-3.9 s on two cores. Task results (voiced lines, aligned scenes, chunks) are passed as they are,
+so the run's graph still links each task to the ones it used.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from prefect import flow
 from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from flows.settings import RenderSettings, load_for_render
 from multitalk.devices import shared_pool
@@ -65,7 +72,12 @@ def voice_and_align(
         voices[scene.id] = [
             voice.load(store, key)
             or voice_task.submit(
-                key=key, store_root=str(store.root), screenplay=screenplay, scene_id=scene.id, line_index=i, line=line
+                key=key,
+                store_root=str(store.root),
+                screenplay=quote(screenplay),
+                scene_id=scene.id,
+                line_index=i,
+                line=quote(line),
             )
             for i, (key, line) in enumerate(zip(plan.voice_keys, scene.lines, strict=True))
         ]
@@ -80,10 +92,10 @@ def voice_and_align(
         future = align_task.submit(
             key=plans[scene_id].align_key,
             store_root=str(store.root),
-            screenplay=screenplay,
+            screenplay=quote(screenplay),
             scene_id=scene_id,
             voices=ready,
-            source=source,
+            source=quote(source),
         )
         submitted[scene_id] = (future, voiced)
     done = {scene_id: (future.result(), voiced) for scene_id, (future, voiced) in submitted.items()}
@@ -133,9 +145,9 @@ def render_scene_video(
                     state = chunk_task(
                         key=planned.key,
                         store_root=str(store.root),
-                        renderer=renderer,
-                        context=plan.context,
-                        planned=planned,
+                        renderer=quote(renderer),
+                        context=quote(plan.context),
+                        planned=quote(planned),
                         encode=settings.encode,
                         return_state=True,
                     )
@@ -151,7 +163,7 @@ def render_scene_video(
                 scene_id=scene.id,
                 chunks=chunks,
                 aligned=aligned,
-                audio=audio,
+                audio=quote(audio),
             )
         finally:
             if audio is not None:

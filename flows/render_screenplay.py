@@ -17,6 +17,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from flows.fan_out import fan_out_scenes
 from flows.render_scene import render_scene_video, stored_scene_video, voice_and_align
@@ -114,11 +115,11 @@ def render_screenplay(
                 scene_id: scenes_runner.submit(
                     scene_job,
                     parameters={
-                        "screenplay": loaded,
+                        "screenplay": quote(loaded),  # not walked for futures: see flows/render_scene.py
                         "scene_id": scene_id,
                         "aligned": aligned[scene_id],
                         "voiced": audio[scene_id][1],
-                        "settings": settings,
+                        "settings": quote(settings),
                     },
                 )
                 for scene_id in to_render
@@ -183,7 +184,7 @@ def stitch_all(
         store_root=str(store.root),
         clips=[clips[s] for s in order],
         aligned=[aligned[s] for s in order],
-        subtitles=subtitles,
+        subtitles=quote(subtitles),
     )
 
 
