@@ -8,9 +8,7 @@ Rendering runs the same Prefect flow as deployments do, with rich progress bars 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -168,35 +166,6 @@ def _load_with_model_flags(file: Path, loras: list[str] | None, **values: Any) -
     return apply_model_flags(screenplay, overrides), overrides
 
 
-def _voices_ahead(file: Path) -> threading.Thread:
-    """In a thread (returned started): load the characters' voice models while the command reads and checks the file.
-
-    Only the characters are read (no checks): whatever is wrong with the file, the command's own load says it.
-    """
-
-    def work() -> None:
-        from pydantic import ValidationError
-
-        from multitalk.audio.line_audio import warm_up_voices
-        from multitalk.screenplay.schema import Character
-        from multitalk.screenplay.yaml_source import load_yaml_with_positions
-
-        try:
-            data, _ = load_yaml_with_positions(file)
-            listed = data.get("characters") if isinstance(data, dict) else None
-            characters = {str(k): Character.model_validate(v) for k, v in (listed or {}).items()}
-        except (OSError, ValueError, ValidationError, ScreenplayError):
-            return
-        try:
-            warm_up_voices(characters, file.resolve().parent)
-        except Exception as error:  # a head start only: the line's own voicing reports any failure, located
-            logging.getLogger(__name__).debug("voices not warmed up: %s", error)
-
-    thread = threading.Thread(target=work, name="voices-ahead", daemon=True)
-    thread.start()
-    return thread
-
-
 def apply_model_flags(screenplay: Screenplay, overrides: dict[str, Any]) -> Screenplay:
     """The screenplay with the flags applied; a bad value is one line naming the flag and what is allowed (exit 2)."""
     from multitalk.screenplay.model_settings import ModelOverrideError, apply_model_settings
@@ -242,7 +211,6 @@ def render(
     family: FamilyFlag = None,
 ) -> None:
     """Render a screenplay to outputs/<name>/final.mp4 through the Prefect flow, with progress bars."""
-    _voices_ahead(file)
     screenplay, model_settings = _load_with_model_flags(
         file,
         lora,

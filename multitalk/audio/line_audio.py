@@ -11,7 +11,7 @@ Output: a mono float32 WAV at 48 kHz (`LINE_SAMPLE_RATE`) and a JSON sidecar (`L
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from multitalk.audio.engine import LINE_SAMPLE_RATE, EngineIdentity, LineRequest
 from multitalk.audio.trim import Trimmed, trim_silence
 from multitalk.audio.tts import engine_for
 from multitalk.audio.voice_catalog import effective_character
-from multitalk.screenplay.schema import Character, Line, Screenplay
+from multitalk.screenplay.schema import Line, Screenplay
 from multitalk.store.keys import file_digest
 
 logger = logging.getLogger(__name__)
@@ -81,15 +81,19 @@ def line_request(screenplay: Screenplay, line: Line) -> LineRequest:
     return LineRequest.for_line(character, line, screenplay.project_dir)
 
 
-def warm_up_voices(characters: Mapping[str, Character], project_dir: Path) -> None:
-    """Load the voice models of these characters now, as they will be voiced here (engines that keep models loaded).
+def warm_up_voices(screenplay: Screenplay, lines: Sequence[Line]) -> None:
+    """Load the voice models these lines will be voiced with now (engines that keep models loaded), once each.
 
-    Best effort: a voice that cannot be loaded is left alone, and its first line reports why.
+    Best effort: a voice that cannot be loaded is left alone, and its line reports why when it is voiced.
     """
-    for speaker, character in characters.items():
-        voiced_as = effective_character(character, project_dir)
+    warmed: set[str] = set()
+    for line in lines:
+        if line.speaker in warmed:
+            continue
+        warmed.add(line.speaker)
         try:
-            warm_up(engine_for(voiced_as), LineRequest(speaker, voiced_as, "", None, project_dir))
+            request = line_request(screenplay, line)
+            warm_up(engine_for(request.character, line), request)
         except VoiceError:
             continue
 

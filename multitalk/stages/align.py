@@ -20,7 +20,7 @@ from typing import Any
 from multitalk.audio.align import Timeline, build_timeline
 from multitalk.audio.audio_io import read_wav
 from multitalk.audio.engine import LINE_SAMPLE_RATE
-from multitalk.audio.line_audio import synthesise_line_audio
+from multitalk.audio.line_audio import synthesise_line_audio, warm_up_voices
 from multitalk.audio.subtitles import scene_cues, to_srt, to_vtt
 from multitalk.screenplay.schema import Scene, Screenplay
 from multitalk.screenplay.yaml_source import SourceMap
@@ -166,20 +166,32 @@ def _lay_out(screenplay: Screenplay, scene: Scene, takes: list[Any], durations: 
 def audio_ahead(store: Store, screenplay: Screenplay, scenes: Sequence[Scene]) -> threading.Thread:
     """In a thread: voice the lines of `scenes` the store lacks and lay out the scenes it lacks, for the builds.
 
-    While Prefect starts the render's flow run, the voice models load, the missing lines are voiced and their
-    scenes laid out (`multitalk.stages.early`); each task's `build` then takes the result and writes the entry.
-    Best effort: whatever fails here is done again, and reported, by its task.
+    While Prefect starts the render's flow run, the voice models of the missing lines load (in a thread of their
+    own, so a second voice loads while the first speaks), the missing lines are voiced and their scenes laid out
+    (`multitalk.stages.early`); each task's `build` then takes the result and writes the entry. Best effort:
+    whatever fails here is done again, and reported, by its task.
     """
 
     def work() -> None:
+        missing: list[tuple[Scene, str, list[str], list[VoicedLine | None]]] = []
         for scene in scenes:
             voice_keys = [voice.key(screenplay, line) for line in scene.lines]
             scene_key = key(screenplay, scene, voice_keys)
-            if store.get(STAGE, scene_key) is not None:
-                continue
+            if store.get(STAGE, scene_key) is None:
+                missing.append((scene, scene_key, voice_keys, [voice.load(store, k) for k in voice_keys]))
+        to_voice = [
+            line
+            for scene, _, _, stored in missing
+            for line, found in zip(scene.lines, stored, strict=True)
+            if found is None
+        ]
+        if to_voice:
+            threading.Thread(
+                target=warm_up_voices, args=(screenplay, to_voice), name="voices-ahead", daemon=True
+            ).start()
+        for scene, scene_key, voice_keys, stored_lines in missing:
             takes, durations = [], []
-            for line_key, line in zip(voice_keys, scene.lines, strict=True):
-                stored = voice.load(store, line_key)
+            for line_key, line, stored in zip(voice_keys, scene.lines, stored_lines, strict=True):
                 take = (
                     None
                     if stored is not None

@@ -130,23 +130,21 @@ def test_audio_laid_out_ahead_is_taken_by_the_builds_and_matches_building_in_pla
 
 
 def test_voices_are_loaded_ahead_and_a_bad_voice_is_left_to_its_line(play, tmp_path, monkeypatch):
-    """The CLI loads its characters' voices while it reads the screenplay: the first line finds its voice loaded;
-    a voice that cannot load is skipped quietly (its line says why, located)."""
+    """A render loads the voices of the lines it will voice while Prefect starts: the first line finds its voice
+    loaded; a voice that cannot load is skipped quietly (its line says why when it is voiced)."""
     from collections import OrderedDict
 
-    from flows.cli import _voices_ahead
     from multitalk.audio.line_audio import warm_up_voices
+    from multitalk.screenplay.schema import Line
 
     monkeypatch.setattr(piper, "_loaded", OrderedDict())
-    characters = {**play.characters, "ghost": Character(engine="piper", voice="en_US-nobody-medium")}
-    warm_up_voices(characters, play.project_dir)
-    assert len(piper._loaded) == 1, "joe, quick_joe and local share one voice, loaded once; the ghost is skipped"
+    play.characters["ghost"] = Character(engine="piper", voice="en_US-nobody-medium")
+    lines = [*play.scenes[0].lines, Line(speaker="ghost", text="boo")]
+    warm_up_voices(play, lines)
+    assert len(piper._loaded) == 1, "joe and quick_joe share one voice, loaded once; the ghost is skipped"
     loaded = next(iter(piper._loaded.values()))
     synthesise_line(play, play.scenes[0].lines[0], tmp_path / "joe.wav")
     assert list(piper._loaded.values()) == [loaded], "the line took the voice loaded ahead"
-
     monkeypatch.setattr(piper, "_loaded", OrderedDict())
-    _voices_ahead(tmp_path / "play.yaml").join(timeout=60)
-    assert len(piper._loaded) == 1
-    (tmp_path / "broken.yaml").write_text("characters: [unclosed\n", encoding="utf-8")
-    _voices_ahead(tmp_path / "broken.yaml").join(timeout=60)  # the command's own load reports the file
+    warm_up_voices(play, [])
+    assert not piper._loaded, "no line to voice, no voice loaded"
