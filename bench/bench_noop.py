@@ -161,7 +161,7 @@ def main() -> None:
             scene_id, _ = edit_one_line(screenplay, args.edit_scene)
             ticks = cpu_ticks()
             figures["edit_wall_s"], _ = timed([*render, str(outputs)], env)
-            total, stolen = (after - before for after, before in zip(cpu_ticks(), ticks, strict=True))
+            total, stolen = (now - then for now, then in zip(cpu_ticks(), ticks, strict=True))
             figures["edit_steal_pct"] = 100.0 * stolen / max(total, 1)
             edited = manifest_of(outputs)
             changed = {scene["scene_id"] for scene in edited["scenes"] if scene["chunks_rendered"]}

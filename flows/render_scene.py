@@ -6,7 +6,7 @@ deployment that GPU workers run when a screenplay fans its scenes out over a wor
 submits no chunk tasks, a stored chunk, line or scene audio is used as it is. Inside a task the cache policy is
 the one check (another render may have written the entry meanwhile).
 
-Arguments that are not task results (the screenplay, its source map, the renderer, a chunk's plan) are passed
+Arguments that are not task results (the screenplay, its source map, the renderer, a chunk's plan...) are passed
 `quote`d: Prefect would otherwise walk every field of them for futures on each task call, twice (to resolve them
 and to record the task's inputs): quoting them cut the overhead of a one-line edit of the long example from
 4.4-5.5 s to 3.6-3.9 s on two cores. Task results (voiced lines, aligned scenes, chunks) are passed as they are,

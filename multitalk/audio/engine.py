@@ -84,8 +84,8 @@ class TTSEngine(Protocol):
 def warm_up(engine: TTSEngine, request: LineRequest) -> None:
     """Load what `engine` needs for `request`'s voice now, if it keeps models loaded (its optional `warm_up`).
 
-    A render warms its characters' voices while it reads its screenplay, so the first line does not wait for a model
-    to load (a Piper voice: 0.3-0.5 s on two cores).
+    A render loads the voices of the lines it will voice while Prefect starts its flow run (`align.audio_ahead`), so
+    a second voice loads while the first speaks (a Piper voice: 0.3-0.5 s on two cores).
     """
     method = getattr(engine, "warm_up", None)
     if method is not None:

@@ -86,11 +86,12 @@ def warm_up_voices(screenplay: Screenplay, lines: Sequence[Line]) -> None:
 
     Best effort: a voice that cannot be loaded is left alone, and its line reports why when it is voiced.
     """
-    warmed: set[str] = set()
+    warmed: set[tuple[str, bool]] = set()
     for line in lines:
-        if line.speaker in warmed:
+        voiced_as = (line.speaker, line.audio is not None)  # a recorded line has an engine of its own
+        if voiced_as in warmed:
             continue
-        warmed.add(line.speaker)
+        warmed.add(voiced_as)
         try:
             request = line_request(screenplay, line)
             warm_up(engine_for(request.character, line), request)
