@@ -17,12 +17,16 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 from prefect.locking.filesystem import FileSystemLockManager
@@ -39,9 +43,9 @@ LOADERS: dict[str, Callable[[Store, str], Any]] = {
 }
 
 STALE_LOCK_SECONDS = 12 * 3600  # a lock this old belongs to a holder on a machine that is gone
-# Prefect creates a lock file, then writes it: one that still cannot be read after this long was left by a holder
-# killed in between.
-HALF_WRITTEN_LOCK_SECONDS = 5.0
+# A lock file that names no process (empty, or as Prefect's own manager writes it) was left by an earlier version
+# killed while writing it, once it is this old; a younger one may still be being written.
+UNSIGNED_LOCK_SECONDS = 5.0
 PREFECT_RECORDS = "prefect"  # <store root>/cache/prefect/<key>: Prefect's cache records and JSON results
 PREFECT_LOCKS = "prefect-locks"
 
@@ -63,40 +67,60 @@ def _process_is_gone(host: object, pid: object) -> bool:
     return False
 
 
+def _create_whole(path: Path, content: bytes) -> bool:
+    """Create `path` holding `content`, all at once (a hard link of a finished file); False when it exists."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temp.write_bytes(content)
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        return False
+    finally:
+        temp.unlink(missing_ok=True)
+    return True
+
+
 class CrashSafeLockManager(FileSystemLockManager):
     """File locks that a killed render cannot hold forever.
 
     Prefect's file locks never expire by default and name their holder by a random id, so a render killed in
-    the middle of a task would leave its lock and the next run would wait for it for ever. We add the holding
-    process (host and pid) to each lock file; a lock whose process is gone (same host), or that is older than
+    the middle of a task would leave its lock and the next run would wait for it for ever. Each lock file here
+    names its holding process (host and pid) and appears with all of it at once (written beside, then linked
+    into place): Prefect's own creates the file, then writes it, and a render killed in between left a lock
+    nobody could tell was dead. A lock whose process is gone (same host), or that is older than
     `STALE_LOCK_SECONDS` (another host, e.g. on a shared store), counts as free and is removed. So does a lock
-    file left empty by a holder killed between creating and writing it.
+    file that names no process (left empty, or unsigned, by an earlier version killed while writing it).
     """
 
     def acquire_lock(
         self, key: str, holder: str, acquire_timeout: float | None = None, hold_timeout: float | None = None
     ) -> bool:
-        acquired = super().acquire_lock(key, holder, acquire_timeout, hold_timeout)
-        if acquired:
-            self._sign(key)
-        return acquired
+        self._ensure_lock_files_directory_exists()
+        path = Path(self._lock_path_for_key(key))
+        while True:
+            expiration = None if hold_timeout is None else datetime.now(UTC) + timedelta(seconds=hold_timeout)
+            content = json.dumps(
+                {
+                    "holder": holder,
+                    "expiration": None if expiration is None else str(expiration),
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                }
+            ).encode()
+            if self.is_lock_holder(key, holder):
+                write_bytes_atomic(path, content)  # held already: renewed
+                break
+            if self.is_locked(key) and not self.wait_for_lock(key, acquire_timeout):
+                return False
+            if _create_whole(path, content):
+                break
+        self._locks[key] = {"holder": holder, "expiration": expiration, "path": path}
+        return True
 
     async def aacquire_lock(
         self, key: str, holder: str, acquire_timeout: float | None = None, hold_timeout: float | None = None
     ) -> bool:
-        acquired = await super().aacquire_lock(key, holder, acquire_timeout, hold_timeout)
-        if acquired:
-            self._sign(key)
-        return acquired
-
-    def _sign(self, key: str) -> None:
-        path = Path(self._lock_path_for_key(key))
-        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
-            info = json.loads(path.read_text())
-            info.update(host=socket.gethostname(), pid=os.getpid())
-            temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            temp.write_text(json.dumps(info))
-            os.replace(temp, path)
+        return await anyio.to_thread.run_sync(partial(self.acquire_lock, key, holder, acquire_timeout, hold_timeout))
 
     def _get_lock_info(self, key: str, use_cache: bool = True) -> Any:
         try:
@@ -107,7 +131,7 @@ class CrashSafeLockManager(FileSystemLockManager):
                 age = time.time() - path.stat().st_mtime
             except FileNotFoundError:
                 return None
-            if age > HALF_WRITTEN_LOCK_SECONDS:
+            if age > UNSIGNED_LOCK_SECONDS:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
                 self._locks.pop(key, None)
@@ -125,7 +149,12 @@ class CrashSafeLockManager(FileSystemLockManager):
             return False
         except json.JSONDecodeError:  # being written right now
             return True
-        if _process_is_gone(info.get("host"), info.get("pid")) or age > STALE_LOCK_SECONDS:
+        unsigned = not isinstance(info.get("pid"), int)
+        if (
+            (unsigned and age > UNSIGNED_LOCK_SECONDS)
+            or _process_is_gone(info.get("host"), info.get("pid"))
+            or age > STALE_LOCK_SECONDS
+        ):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
             self._locks.pop(key, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -63,3 +64,35 @@ def test_lock_file_left_empty_by_a_killed_holder_is_free(tmp_path: Path) -> None
     assert not lock.exists()
     assert manager.acquire_lock("key", holder="next", acquire_timeout=1)
     assert json.loads(lock.read_text())["holder"] == "next"
+
+
+def test_lock_written_by_prefect_without_its_process_is_free_once_old(tmp_path: Path) -> None:
+    """A lock file as Prefect writes it, naming no process (an earlier version killed before signing it)."""
+    lock = tmp_path / "key.lock"
+    lock.write_text(json.dumps({"holder": "gone", "expiration": None}))
+    manager = CrashSafeLockManager(lock_files_directory=tmp_path)
+    assert manager.is_locked("key")
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    assert manager.acquire_lock("key", holder="next", acquire_timeout=1)
+    assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+def test_a_holder_killed_at_any_moment_leaves_the_lock_free(tmp_path: Path) -> None:
+    """SIGKILL a process that takes and releases the lock in a loop, at random moments: the lock is free at once."""
+    random = __import__("random").Random(7)
+    manager = CrashSafeLockManager(lock_files_directory=tmp_path)
+    for attempt in range(40):
+        pid = os.fork()
+        if pid == 0:  # the holder: nothing but lock traffic until it is killed
+            holder = CrashSafeLockManager(lock_files_directory=tmp_path)
+            while True:
+                holder.acquire_lock("key", holder="child")
+                holder.release_lock("key", holder="child")
+        time.sleep(0.02 + random.random() * 0.05)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        started = time.monotonic()
+        assert manager.acquire_lock("key", holder="parent", acquire_timeout=1), f"attempt {attempt}: lock kept"
+        assert time.monotonic() - started < 1
+        manager.release_lock("key", holder="parent")
