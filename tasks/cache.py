@@ -29,7 +29,9 @@ from typing import Any
 import anyio.to_thread
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
+from prefect.exceptions import MissingContextError
 from prefect.locking.filesystem import FileSystemLockManager
+from prefect.logging import get_logger, get_run_logger
 from prefect.results import ResultRecord, ResultRecordMetadata
 from prefect.serializers import JSONSerializer
 from prefect.tasks import Task
@@ -65,6 +67,24 @@ def _process_is_gone(host: object, pid: object) -> bool:
     except PermissionError:  # alive, another user's
         return False
     return False
+
+
+def _say_waiting(path: Path) -> None:
+    """Log that this render waits for another's entry, so a wait does not look like a hang."""
+    try:
+        info = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        info = {}
+    try:
+        logger = get_run_logger()
+    except MissingContextError:
+        logger = get_logger("multitalk.cache")
+    logger.info(
+        "waiting for %s: another render (pid %s on %s) is building it",
+        path.stem[:12],
+        info.get("pid", "?"),
+        info.get("host", "?"),
+    )
 
 
 def _create_whole(path: Path, content: bytes) -> bool:
@@ -110,8 +130,10 @@ class CrashSafeLockManager(FileSystemLockManager):
             if self.is_lock_holder(key, holder):
                 write_bytes_atomic(path, content)  # held already: renewed
                 break
-            if self.is_locked(key) and not self.wait_for_lock(key, acquire_timeout):
-                return False
+            if self.is_locked(key):
+                _say_waiting(path)
+                if not self.wait_for_lock(key, acquire_timeout):
+                    return False
             if _create_whole(path, content):
                 break
         self._locks[key] = {"holder": holder, "expiration": expiration, "path": path}

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from prefect.results import ResultRecord
 
 from multitalk.store.store import Store
@@ -96,3 +97,20 @@ def test_a_holder_killed_at_any_moment_leaves_the_lock_free(tmp_path: Path) -> N
         assert manager.acquire_lock("key", holder="parent", acquire_timeout=1), f"attempt {attempt}: lock kept"
         assert time.monotonic() - started < 1
         manager.release_lock("key", holder="parent")
+
+
+def test_waiting_for_a_live_holder_says_who_holds_the_lock(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A render queued behind another's entry logs the wait instead of looking hung."""
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        lock = tmp_path / "key.lock"
+        info = {"holder": "other", "expiration": None, "host": socket.gethostname(), "pid": holder.pid}
+        lock.write_text(json.dumps(info))
+        manager = CrashSafeLockManager(lock_files_directory=tmp_path)
+        with caplog.at_level("INFO", logger="prefect.multitalk.cache"):
+            assert not manager.acquire_lock("key", holder="me", acquire_timeout=0.3)
+        assert f"waiting for key: another render (pid {holder.pid} on {socket.gethostname()})" in caplog.text
+        assert json.loads(lock.read_text())["holder"] == "other", "a live holder's lock is left alone"
+    finally:
+        holder.kill()
+        holder.wait()
